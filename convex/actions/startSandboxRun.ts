@@ -1,0 +1,98 @@
+"use node";
+import { ConvexError, v } from "convex/values";
+import { internal } from "../_generated/api";
+import type { Id } from "../_generated/dataModel";
+import { action, type ActionCtx } from "../_generated/server";
+import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
+import type { KillOutcome } from "../model/status";
+import {
+  classifyE2BError,
+  createTaggedSandbox,
+  isE2BFailure,
+  killSandboxesByTag,
+  killSandboxSafely,
+  setSandboxLifetime,
+  toCallerError,
+} from "../lib/e2b.sdk";
+
+/**
+ * Starts a sandbox for the signed-in caller. Each step is its own mutation, so that whatever
+ * fails, the database always knows at least as much as E2B does:
+ * 1. record the run "booting"; 2. create the sandbox, tagged with the run; 3. store its id;
+ * 4. give it its running lifetime and mark the run "running".
+ * A failure after step 2 kills the sandbox first and records second; if recording fails too,
+ * the sweep finds the run (by id or by tag) and finishes the job.
+ */
+export const startSandboxRun = action({
+  args: { template: v.optional(v.string()) },
+  returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
+  handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
+    const identity = await ctx.auth.getUserIdentity();
+    if (!identity) throw new ConvexError({ code: "UNAUTHENTICATED", message: "Sign in to start a sandbox" });
+    const c = getConfig();
+    const template = args.template ?? c.templates[0]!;
+    const { runId }: { runId: Id<"sandboxRuns"> } = await ctx.runMutation(internal.lifecycle.createRun, { ownerId: identity.tokenIdentifier, template });
+    const sandboxId = await createOrCleanUp(ctx, c, runId, template);
+    await finishStartOrKill(ctx, c, runId, sandboxId);
+    return { sandboxRunId: runId, sandboxId };
+  },
+});
+
+/** Step 2. On failure: if E2B may have created it anyway, kill by tag before recording. */
+async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">, template: string) {
+  try {
+    const { sandboxId } = await createTaggedSandbox(c, { template, runId, lifetimeMs: bootLifetimeMs(c) });
+    return sandboxId;
+  } catch (err) {
+    const failure = isE2BFailure(err) ? err : classifyE2BError(err);
+    await bestEffort(async () => {
+      if (failure.refused) {
+        await ctx.runMutation(internal.lifecycle.recordStartRefusal, { runId, error: failure.message });
+      } else {
+        // The response may be lost while the sandbox lives: only its tag can find it.
+        const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
+        await ctx.runMutation(internal.lifecycle.recordKill, { runId, reason: "start_failed", kill, error: failure.message });
+      }
+    });
+    throw err instanceof ConvexError ? err : toCallerError(failure);
+  }
+}
+
+/** Steps 3 and 4; any failure kills the sandbox, then records. */
+async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">, sandboxId: string) {
+  try {
+    const stored = await ctx.runMutation(internal.lifecycle.storeSandboxId, {
+      runId,
+      sandboxId,
+      sandboxExpiresAt: Date.now() + bootLifetimeMs(c),
+    });
+    if (!stored.wanted) throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+    const expiresAt = Date.now() + runningLifetimeMs(c);
+    const extended = await setSandboxLifetime(c, sandboxId, runningLifetimeMs(c));
+    if (extended.outcome === "gone") throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox ended while it booted" });
+    if (extended.outcome === "failed") throw toCallerError({ kind: extended.kind, message: extended.message, refused: false });
+    const running = await ctx.runMutation(internal.lifecycle.markRunRunning, { runId, sandboxId, sandboxExpiresAt: expiresAt });
+    if (!running) throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+  } catch (err) {
+    const kill: KillOutcome = await killSandboxSafely(c, sandboxId);
+    const error = err instanceof Error ? err.message.slice(0, 300) : String(err);
+    await bestEffort(() => ctx.runMutation(internal.lifecycle.recordKill, { runId, sandboxId, reason: "start_failed", kill, error }));
+    if (err instanceof ConvexError) throw err;
+    throw new ConvexError({
+      code: "START_FAILED",
+      message:
+        kill.outcome === "failed"
+          ? "The sandbox could not be started; its shutdown is pending and will be retried"
+          : "The sandbox could not be started and was shut down; try again",
+    });
+  }
+}
+
+/** Recording after a kill may fail when the database is what is failing; the sweep covers it. */
+async function bestEffort(fn: () => Promise<unknown>) {
+  try {
+    await fn();
+  } catch (err) {
+    console.warn("start cleanup record failed; the sweep will finish it:", err instanceof Error ? err.message : err);
+  }
+}

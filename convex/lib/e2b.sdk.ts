@@ -1,0 +1,228 @@
+// The one module that talks to E2B. It imports the e2b SDK (Node built-ins), so only "use node"
+// actions import it; the two dots in its name keep the Convex bundler from treating it as an
+// entry point of its own (a "use node" file may export only actions).
+import {
+  AuthenticationError,
+  NotFoundError,
+  RateLimitError,
+  Sandbox,
+  SandboxError,
+  ServiceBusyError,
+} from "e2b";
+import { ConvexError } from "convex/values";
+import type { Config } from "../model/config";
+import type { KillFailureKind, KillOutcome } from "../model/status";
+
+/** Metadata keys every sandbox is tagged with at creation: who owns it, in which deployment. */
+export const TAG_NAMESPACE = "convexNamespace";
+export const TAG_RUN_ID = "convexRunId";
+
+export type E2BFailure = {
+  kind: KillFailureKind | "not_found" | "invalid";
+  status?: number;
+  message: string;
+  retryAfterMs?: number;
+  /** True when E2B certainly did not perform the call (it refused it); false when it may have. */
+  refused: boolean;
+};
+
+const MAX_MESSAGE = 300;
+
+/** Maps every E2B SDK error class once, here. Messages never carry the API key. */
+export function classifyE2BError(err: unknown): E2BFailure {
+  const raw = err instanceof Error ? err.message : String(err);
+  const message = raw.replace(/e2b_[A-Za-z0-9]+/g, "e2b_***").slice(0, MAX_MESSAGE);
+  const status = (err as { statusCode?: number } | null)?.statusCode;
+  const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
+  if (err instanceof RateLimitError || status === 429) {
+    return { kind: "rate_limited", status: 429, message, refused: true, ...(retryAfterMs ? { retryAfterMs } : {}) };
+  }
+  if (err instanceof AuthenticationError || status === 401 || status === 403) {
+    return { kind: "auth", status: status ?? 401, message, refused: true };
+  }
+  if (err instanceof NotFoundError || status === 404) {
+    return { kind: "not_found", status: 404, message, refused: true };
+  }
+  // 503 says "nothing was changed", but a proxy in front may say it after the fact: not a refusal.
+  if (err instanceof ServiceBusyError || status === 503) {
+    return { kind: "unavailable", status: 503, message, refused: false };
+  }
+  if (err instanceof SandboxError && status !== undefined) {
+    if (status >= 400 && status < 500) return { kind: "invalid", status, message, refused: true };
+    return { kind: "unavailable", status, message, refused: false };
+  }
+  const name = (err as { name?: string } | null)?.name;
+  if (name === "TimeoutError" || name === "AbortError") {
+    return { kind: "timeout", message, refused: false };
+  }
+  if (err instanceof TypeError) {
+    // undici's "fetch failed": connection refused or reset; the request may have been applied.
+    return { kind: "unavailable", message, refused: false };
+  }
+  return { kind: "other", message, refused: false };
+}
+
+const CALLER_CODES: Record<E2BFailure["kind"], string> = {
+  rate_limited: "E2B_RATE_LIMITED",
+  unavailable: "E2B_UNAVAILABLE",
+  auth: "E2B_AUTH",
+  timeout: "E2B_TIMEOUT",
+  not_found: "SANDBOX_GONE",
+  invalid: "E2B_REJECTED",
+  other: "E2B_ERROR",
+};
+
+/** What a caller sees of an E2B failure: a code and a short message, never a stack or a key. */
+export function toCallerError(f: E2BFailure): ConvexError<{ code: string; message: string; retryAfterMs?: number }> {
+  return new ConvexError({
+    code: CALLER_CODES[f.kind],
+    message: f.kind === "auth" ? "E2B rejected this deployment's credentials" : `E2B: ${f.message}`,
+    ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+  });
+}
+
+function connection(c: Config) {
+  if (!c.e2bApiKey) {
+    throw new ConvexError({ code: "CONFIG_INVALID", message: "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)" });
+  }
+  // requestTimeoutMs bounds the HTTP call; the sandbox's lifetime is a separate timeoutMs.
+  return { apiKey: c.e2bApiKey, requestTimeoutMs: c.e2bRequestTimeoutMs };
+}
+
+function failed(f: E2BFailure): KillOutcome {
+  return {
+    outcome: "failed",
+    kind: f.kind === "not_found" || f.kind === "invalid" ? "other" : f.kind,
+    message: f.message,
+    ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+  };
+}
+
+/**
+ * Creates a sandbox tagged with this deployment's namespace and the run's id, with a finite
+ * E2B lifetime so that a sandbox nobody hears about dies on its own. Throws E2BFailure.
+ */
+export async function createTaggedSandbox(
+  c: Config,
+  args: { template: string; runId: string; lifetimeMs: number },
+): Promise<{ sandboxId: string }> {
+  const conn = connection(c);
+  try {
+    const sandbox = await Sandbox.create(args.template, {
+      ...conn,
+      timeoutMs: args.lifetimeMs,
+      metadata: { [TAG_NAMESPACE]: c.namespace, [TAG_RUN_ID]: args.runId },
+    });
+    return { sandboxId: sandbox.sandboxId };
+  } catch (err) {
+    throw classifyE2BError(err);
+  }
+}
+
+export function isE2BFailure(x: unknown): x is E2BFailure {
+  return typeof x === "object" && x !== null && "kind" in x && "refused" in x && "message" in x;
+}
+
+/**
+ * Kills one sandbox by id and reports what happened; never throws. Uses the static kill:
+ * `connect` would resume a paused sandbox and reset its lifetime first.
+ */
+export async function killSandboxSafely(c: Config, sandboxId: string): Promise<KillOutcome> {
+  try {
+    const existed = await Sandbox.kill(sandboxId, connection(c));
+    return { outcome: existed ? "killed" : "gone" };
+  } catch (err) {
+    if (err instanceof ConvexError) return { outcome: "failed", kind: "auth", message: "E2B_API_KEY is not set" };
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : failed(f);
+  }
+}
+
+export type ListedSandbox = {
+  sandboxId: string;
+  runIdTag: string | undefined;
+  startedAt: number; // ms
+  state: "running" | "paused";
+};
+
+/** One page of this namespace's sandboxes (running and paused), optionally narrowed to a run. */
+export async function listTaggedSandboxes(
+  c: Config,
+  opts: { runId?: string; nextToken?: string; limit?: number },
+): Promise<{ ok: true; items: ListedSandbox[]; nextToken?: string } | { ok: false; failure: E2BFailure }> {
+  try {
+    const metadata: Record<string, string> = { [TAG_NAMESPACE]: c.namespace };
+    if (opts.runId) metadata[TAG_RUN_ID] = opts.runId;
+    const paginator = Sandbox.list({
+      ...connection(c),
+      query: { metadata, state: ["running", "paused"] },
+      limit: opts.limit ?? 100,
+      ...(opts.nextToken ? { nextToken: opts.nextToken } : {}),
+    });
+    const page = await paginator.nextItems();
+    const items = page
+      // The server filters by metadata; checking again costs nothing and guards the promise
+      // "never touch a sandbox without this namespace's tag".
+      .filter((s) => s.metadata?.[TAG_NAMESPACE] === c.namespace)
+      .map((s) => ({
+        sandboxId: s.sandboxId,
+        runIdTag: s.metadata?.[TAG_RUN_ID],
+        startedAt: s.startedAt.getTime(),
+        state: s.state as "running" | "paused",
+      }));
+    return { ok: true, items, ...(paginator.nextToken ? { nextToken: paginator.nextToken } : {}) };
+  } catch (err) {
+    if (err instanceof ConvexError) throw err;
+    return { ok: false, failure: classifyE2BError(err) };
+  }
+}
+
+/**
+ * Kills every sandbox tagged with this run (for runs whose sandboxId was never learned).
+ * "killed" means the list succeeded and every match is dead; `found` counts the matches.
+ */
+export async function killSandboxesByTag(
+  c: Config,
+  runId: string,
+  concurrency: number,
+): Promise<{ kill: KillOutcome; found: number }> {
+  const ids: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await listTaggedSandboxes(c, { runId, nextToken });
+    if (!page.ok) return { kill: failed(page.failure), found: ids.length };
+    ids.push(...page.items.map((s) => s.sandboxId));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  const outcomes = await mapWithConcurrency(ids, concurrency, (id) => killSandboxSafely(c, id));
+  const firstFailure = outcomes.find((o) => o.outcome === "failed");
+  return { kill: firstFailure ?? { outcome: ids.length ? "killed" : "gone" }, found: ids.length };
+}
+
+export type ExtendOutcome = { outcome: "extended" } | { outcome: "gone" } | KillOutcome & { outcome: "failed" };
+
+/** Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch). */
+export async function setSandboxLifetime(c: Config, sandboxId: string, lifetimeMs: number): Promise<ExtendOutcome> {
+  try {
+    await Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c));
+    return { outcome: "extended" };
+  } catch (err) {
+    if (err instanceof ConvexError) throw err;
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as ExtendOutcome);
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; one slow item never stalls the rest. */
+export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

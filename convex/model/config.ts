@@ -1,0 +1,149 @@
+import { z } from "zod";
+import { ConvexError } from "convex/values";
+
+// Every knob this backend reads, validated once per distinct environment. Convex fixes a
+// deployment's env for the life of a process, so in production this parses exactly once;
+// tests that change env get a fresh parse.
+
+const ms = (name: string, def: number, min = 1_000) =>
+  z.coerce
+    .number({ error: `${name} must be a number of milliseconds` })
+    .int(`${name} must be a whole number of milliseconds`)
+    .min(min, `${name} must be at least ${min} ms`)
+    .max(24 * 3_600_000, `${name} must be at most 24 h (E2B's longest plan lifetime)`)
+    .default(def);
+
+const int = (name: string, def: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be a whole number`)
+    .min(min, `${name} must be at least ${min}`)
+    .max(max, `${name} must be at most ${max}`)
+    .default(def);
+
+const envSchema = z.object({
+  E2B_API_KEY: z.string().optional(),
+  SANDBOX_TEMPLATES: z
+    .string()
+    .default("base")
+    .transform((s) => s.split(",").map((t) => t.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[\w./:-]{1,128}$/, "SANDBOX_TEMPLATES holds an invalid template name")).min(1, "SANDBOX_TEMPLATES must name at least one template")),
+  SANDBOX_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "SANDBOX_NAMESPACE must be 1-63 chars of a-z, 0-9, _ or -")
+    .optional(),
+  CONVEX_CLOUD_URL: z.string().optional(),
+  SANDBOX_BOOT_TIMEOUT_MS: ms("SANDBOX_BOOT_TIMEOUT_MS", 60_000),
+  SANDBOX_IDLE_TIMEOUT_MS: ms("SANDBOX_IDLE_TIMEOUT_MS", 10 * 60_000),
+  SANDBOX_MAX_LIFETIME_MS: ms("SANDBOX_MAX_LIFETIME_MS", 60 * 60_000),
+  // How long after a sandbox's last sign of life E2B may keep it beyond the idle timeout.
+  SANDBOX_LIFETIME_SLACK_MS: ms("SANDBOX_LIFETIME_SLACK_MS", 2 * 60_000),
+  // A list can lag an in-flight create: untracked sandboxes younger than this are spared.
+  SANDBOX_RECONCILE_GRACE_MS: z.coerce.number().int().min(1_000).optional(),
+  SANDBOX_SWEEP_INTERVAL_MS: ms("SANDBOX_SWEEP_INTERVAL_MS", 60_000),
+  SANDBOX_SWEEP_PAGE_SIZE: int("SANDBOX_SWEEP_PAGE_SIZE", 100, 1, 1_000),
+  SANDBOX_KILL_CONCURRENCY: int("SANDBOX_KILL_CONCURRENCY", 16, 1, 256),
+  // Per-request deadline for E2B control-plane calls; never confuse with a sandbox lifetime.
+  E2B_REQUEST_TIMEOUT_MS: ms("E2B_REQUEST_TIMEOUT_MS", 30_000, 100),
+  SANDBOX_MAX_ACTIVE_PER_USER: int("SANDBOX_MAX_ACTIVE_PER_USER", 3, 1, 1_000),
+  SANDBOX_STARTS_PER_MINUTE_PER_USER: int("SANDBOX_STARTS_PER_MINUTE_PER_USER", 10, 1, 10_000),
+  E2B_CREATES_PER_SECOND: z.coerce.number({ error: "E2B_CREATES_PER_SECOND must be a number" }).positive("E2B_CREATES_PER_SECOND must be > 0").max(1_000).default(1),
+  SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS: ms("SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS", 15_000, 0),
+  SANDBOX_COMMAND_TIMEOUT_MS: ms("SANDBOX_COMMAND_TIMEOUT_MS", 60_000),
+  SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int("SANDBOX_COMMAND_OUTPUT_MAX_BYTES", 64 * 1024, 1, 512 * 1024),
+  SANDBOX_RETENTION_DAYS: int("SANDBOX_RETENTION_DAYS", 30, 1, 3_650),
+});
+
+export type Config = {
+  e2bApiKey: string | undefined;
+  templates: string[];
+  namespace: string;
+  bootTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+  lifetimeSlackMs: number;
+  reconcileGraceMs: number;
+  sweepIntervalMs: number;
+  sweepPageSize: number;
+  killConcurrency: number;
+  e2bRequestTimeoutMs: number;
+  maxActivePerUser: number;
+  startsPerMinutePerUser: number;
+  createsPerSecond: number;
+  heartbeatWriteIntervalMs: number;
+  commandTimeoutMs: number;
+  commandOutputMaxBytes: number;
+  retentionMs: number;
+};
+
+const KEYS = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
+
+let cached: { key: string; config: Config } | undefined;
+
+/** Derive a namespace from the deployment URL ("https://happy-otter-123.convex.cloud" → "happy-otter-123"). */
+export function namespaceFromUrl(url: string | undefined): string {
+  if (!url) return "local";
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return "local";
+  }
+  const first = host.split(".")[0]!.toLowerCase().replace(/[^a-z0-9_-]/g, "-");
+  return first && first !== "127" && first !== "localhost" ? first.slice(0, 63) : "local";
+}
+
+export function getConfig(): Config {
+  const raw: Record<string, string | undefined> = {};
+  for (const k of KEYS) raw[k] = process.env[k] === "" ? undefined : process.env[k];
+  const key = JSON.stringify(raw);
+  if (cached?.key === key) return cached.config;
+
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "environment");
+    // Names the variable, never echoes its value (it could be a secret).
+    throw new ConvexError({ code: "CONFIG_INVALID", message: `${variable}: ${issue.message}` });
+  }
+  const e = parsed.data;
+  if (e.SANDBOX_MAX_LIFETIME_MS < e.SANDBOX_IDLE_TIMEOUT_MS) {
+    throw new ConvexError({
+      code: "CONFIG_INVALID",
+      message: "SANDBOX_MAX_LIFETIME_MS: must be at least SANDBOX_IDLE_TIMEOUT_MS",
+    });
+  }
+  const config: Config = {
+    e2bApiKey: e.E2B_API_KEY,
+    templates: e.SANDBOX_TEMPLATES,
+    namespace: e.SANDBOX_NAMESPACE ?? namespaceFromUrl(e.CONVEX_CLOUD_URL),
+    bootTimeoutMs: e.SANDBOX_BOOT_TIMEOUT_MS,
+    idleTimeoutMs: e.SANDBOX_IDLE_TIMEOUT_MS,
+    maxLifetimeMs: e.SANDBOX_MAX_LIFETIME_MS,
+    lifetimeSlackMs: e.SANDBOX_LIFETIME_SLACK_MS,
+    reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? 0, e.SANDBOX_BOOT_TIMEOUT_MS),
+    sweepIntervalMs: e.SANDBOX_SWEEP_INTERVAL_MS,
+    sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
+    killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
+    e2bRequestTimeoutMs: e.E2B_REQUEST_TIMEOUT_MS,
+    maxActivePerUser: e.SANDBOX_MAX_ACTIVE_PER_USER,
+    startsPerMinutePerUser: e.SANDBOX_STARTS_PER_MINUTE_PER_USER,
+    createsPerSecond: e.E2B_CREATES_PER_SECOND,
+    heartbeatWriteIntervalMs: e.SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS,
+    commandTimeoutMs: e.SANDBOX_COMMAND_TIMEOUT_MS,
+    commandOutputMaxBytes: e.SANDBOX_COMMAND_OUTPUT_MAX_BYTES,
+    retentionMs: e.SANDBOX_RETENTION_DAYS * 24 * 3_600_000,
+  };
+  cached = { key, config };
+  return config;
+}
+
+/** E2B lifetime a sandbox gets at creation: enough to boot, short enough that a lost one dies soon. */
+export function bootLifetimeMs(c: Config): number {
+  return c.bootTimeoutMs + c.sweepIntervalMs;
+}
+
+/** E2B lifetime of a running sandbox, counted from its last sign of life. */
+export function runningLifetimeMs(c: Config): number {
+  return c.idleTimeoutMs + c.lifetimeSlackMs;
+}

@@ -1,0 +1,74 @@
+import { v, type Infer } from "convex/values";
+
+/**
+ * booting  — run recorded; the sandbox may or may not exist yet (sandboxId once known).
+ * running  — sandbox up and handed to the user.
+ * stopping — a kill is owed and not yet confirmed (the sweep retries it).
+ * stopped / failed — terminal: the sandbox is confirmed killed or gone.
+ */
+export const runStatus = v.union(
+  v.literal("booting"),
+  v.literal("running"),
+  v.literal("stopping"),
+  v.literal("stopped"),
+  v.literal("failed"),
+);
+export type RunStatus = Infer<typeof runStatus>;
+
+export const endReason = v.union(
+  v.literal("user"),
+  v.literal("idle"),
+  v.literal("boot_timeout"),
+  v.literal("max_lifetime"),
+  v.literal("start_failed"),
+  v.literal("sandbox_gone"),
+  v.literal("run_missing"),
+);
+export type EndReason = Infer<typeof endReason>;
+
+/** The one table of legal transitions. Anything else is a late or duplicate call: a no-op. */
+export const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
+  booting: ["running", "stopping", "failed"],
+  running: ["stopping", "stopped", "failed"],
+  stopping: ["stopped", "failed"],
+  stopped: [],
+  failed: [],
+};
+
+export const TERMINAL: readonly RunStatus[] = ["stopped", "failed"];
+export const ACTIVE: readonly RunStatus[] = ["booting", "running", "stopping"];
+
+export function isTerminal(s: RunStatus): boolean {
+  return TERMINAL.includes(s);
+}
+
+export function canTransition(from: RunStatus, to: RunStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** A run that never reached "running" ends "failed"; one that did ends "stopped". */
+export function terminalStatusFor(reason: EndReason): "stopped" | "failed" {
+  return reason === "start_failed" || reason === "boot_timeout" ? "failed" : "stopped";
+}
+
+/** What killSandboxSafely reports. Only "killed" and "gone" may make a run terminal. */
+export const killFailureKind = v.union(
+  v.literal("rate_limited"),
+  v.literal("unavailable"),
+  v.literal("auth"),
+  v.literal("timeout"),
+  v.literal("other"),
+);
+export type KillFailureKind = Infer<typeof killFailureKind>;
+
+export const killOutcome = v.union(
+  v.object({ outcome: v.literal("killed") }),
+  v.object({ outcome: v.literal("gone") }),
+  v.object({
+    outcome: v.literal("failed"),
+    kind: killFailureKind,
+    message: v.string(),
+    retryAfterMs: v.optional(v.number()),
+  }),
+);
+export type KillOutcome = Infer<typeof killOutcome>;

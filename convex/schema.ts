@@ -1,0 +1,69 @@
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+import { endReason, killOutcome, runStatus } from "./model/status";
+
+export const eventKind = v.union(
+  v.literal("transition"),
+  v.literal("sandbox_recorded"),
+  v.literal("kill"),
+  v.literal("extend"),
+  v.literal("reconcile_kill"),
+  v.literal("quota_refused"),
+  v.literal("command"),
+);
+
+export default defineSchema({
+  sandboxRuns: defineTable({
+    ownerId: v.string(), // identity.tokenIdentifier of the caller who started it
+    template: v.string(),
+    status: runStatus,
+    sandboxId: v.optional(v.string()),
+    idempotencyKey: v.optional(v.string()),
+    createdAt: v.number(), // ms
+    startedAt: v.optional(v.number()), // ms, when it became "running"
+    lastActivityAt: v.number(), // ms
+    // The next time the sweep must act on this run whatever its activity: boot deadline while
+    // booting, max-lifetime deadline while running, next kill attempt while stopping, end time
+    // once terminal (retention).
+    deadlineAt: v.number(), // ms
+    // When E2B will expire the sandbox on its own (our last create/setTimeout), and when the
+    // sweep next looks at extending it.
+    sandboxExpiresAt: v.optional(v.number()), // ms
+    renewAt: v.optional(v.number()), // ms
+    endedAt: v.optional(v.number()), // ms
+    endReason: v.optional(endReason),
+    error: v.optional(v.string()),
+    killAttempts: v.number(),
+    lastKillError: v.optional(v.string()),
+  })
+    .index("by_status_and_deadlineAt", ["status", "deadlineAt"])
+    .index("by_status_and_lastActivityAt", ["status", "lastActivityAt"])
+    .index("by_status_and_renewAt", ["status", "renewAt"])
+    .index("by_ownerId_and_createdAt", ["ownerId", "createdAt"])
+    .index("by_ownerId_and_endedAt", ["ownerId", "endedAt"])
+    .index("by_ownerId_and_idempotencyKey", ["ownerId", "idempotencyKey"]),
+
+  runEvents: defineTable({
+    runId: v.optional(v.id("sandboxRuns")),
+    ownerId: v.optional(v.string()),
+    at: v.number(), // ms
+    kind: eventKind,
+    from: v.optional(runStatus),
+    to: v.optional(runStatus),
+    reason: v.optional(v.string()),
+    sandboxId: v.optional(v.string()),
+    kill: v.optional(killOutcome),
+    detail: v.optional(v.string()),
+  })
+    .index("by_runId_and_at", ["runId", "at"])
+    .index("by_kind_and_at", ["kind", "at"]),
+
+  // Sandboxes the reconciler killed that no run pointed at (record deleted, duplicate, foreign id).
+  orphanSandboxes: defineTable({
+    sandboxId: v.string(),
+    taggedRunId: v.optional(v.string()),
+    reason: v.string(),
+    kill: killOutcome,
+    at: v.number(), // ms
+  }).index("by_at", ["at"]),
+});

@@ -1,0 +1,91 @@
+import { convexTest } from "convex-test";
+import { vi } from "vitest";
+import schema from "../convex/schema";
+import type { Doc, Id } from "../convex/_generated/dataModel";
+import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
+
+// convex-test finds the functions root through convex/_generated, so the glob includes it.
+export const modules = import.meta.glob("../convex/**/*.*s");
+
+export const NAMESPACE = "test-ns";
+export const TAG_NAMESPACE = "convexNamespace";
+export const TAG_RUN_ID = "convexRunId";
+
+/** Test defaults: short enough to reason about, the same shape as production's. */
+export const TEST_ENV = {
+  SANDBOX_NAMESPACE: NAMESPACE,
+  SANDBOX_TEMPLATES: "base,python",
+  SANDBOX_BOOT_TIMEOUT_MS: "60000",
+  SANDBOX_IDLE_TIMEOUT_MS: "600000",
+  SANDBOX_MAX_LIFETIME_MS: "3600000",
+  SANDBOX_SWEEP_INTERVAL_MS: "60000",
+  E2B_REQUEST_TIMEOUT_MS: "5000",
+} as const;
+
+export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {
+  return convexTest({ schema, modules, ...(opts.transactionLimits !== undefined ? { transactionLimits: opts.transactionLimits } : {}) });
+}
+
+export type TestConvex = ReturnType<typeof newConvex>;
+
+/** Starts the emulator and points the real SDK at it; call from beforeAll. */
+export async function startEmulator(opts: Parameters<typeof E2BEmulator.start>[0] = {}) {
+  // The clock is read through Date at call time, so a test's simulated clock moves E2B's too.
+  const emu = await E2BEmulator.start({ apiKey: "e2b_test_key", clock: () => Date.now(), ...opts });
+  const restoreEnv = useEmulatorEnv(emu, "e2b_test_key");
+  return {
+    emu,
+    async stop() {
+      restoreEnv();
+      await emu.stop();
+    },
+  };
+}
+
+export function applyTestEnv(overrides: Record<string, string> = {}) {
+  for (const [k, v] of Object.entries({ ...TEST_ENV, ...overrides })) vi.stubEnv(k, v);
+}
+
+/** Only Date is faked: real timers keep undici's sockets and convex-test's scheduler honest. */
+export function useSimulatedClock(start = Date.UTC(2026, 10, 28, 12, 0, 0)) {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(start);
+  return {
+    advance(ms: number) {
+      vi.setSystemTime(Date.now() + ms);
+    },
+  };
+}
+
+/** Makes the next `times` calls of a registered Convex function throw, as if the database were down. */
+export function failNext(fn: unknown, times = 1, message = "simulated: database unavailable") {
+  const spy = vi.spyOn(fn as { _handler: (...a: unknown[]) => unknown }, "_handler");
+  for (let i = 0; i < times; i++) spy.mockRejectedValueOnce(new Error(message));
+  return spy;
+}
+
+export async function getRun(t: TestConvex, id: Id<"sandboxRuns">): Promise<Doc<"sandboxRuns">> {
+  const run = await t.run((ctx) => ctx.db.get(id));
+  if (!run) throw new Error(`run ${id} missing`);
+  return run;
+}
+
+export async function allRuns(t: TestConvex) {
+  return t.run((ctx) => ctx.db.query("sandboxRuns").collect());
+}
+
+export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
+  return t.run((ctx) => ctx.db.query("runEvents").withIndex("by_runId_and_at", (q) => q.eq("runId", id)).collect());
+}
+
+/** Extracts the ConvexError payload of a rejected call. */
+export async function convexErrorOf(p: Promise<unknown>): Promise<{ code: string; message: string; [k: string]: unknown }> {
+  try {
+    await p;
+  } catch (err) {
+    const data = (err as { data?: unknown }).data;
+    if (data && typeof data === "object" && "code" in data) return data as { code: string; message: string };
+    throw new Error(`expected a ConvexError with a code, got: ${String(err)}`);
+  }
+  throw new Error("expected the call to fail");
+}
