@@ -6,5 +6,8 @@ const crons = cronJobs();
 // Cron intervals are fixed at deploy time; SANDBOX_SWEEP_INTERVAL_MS tells the model the same
 // figure (keep them equal when changing either).
 crons.interval("killIdleSandboxes", { minutes: 1 }, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
+// Reconciles what exists at E2B with the runs table; its own cron so that an E2B list outage
+// never delays the per-run sweep.
+crons.interval("reconcileSandboxes", { minutes: 1 }, internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 
 export default crons;

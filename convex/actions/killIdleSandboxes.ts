@@ -13,7 +13,7 @@ type SweepResult = { killed: number; failed: number; extended: number; more: boo
 /**
  * The cleanup sweep (cron, every minute): kills runs stuck booting, idle or past their max
  * lifetime, retries owed kills, and extends the E2B lifetime of active sandboxes. One page per
- * invocation; while a page is full it schedules itself again.
+ * invocation; while a page is full it schedules the next one.
  */
 export const killIdleSandboxes = internalAction({
   args: {},
@@ -21,6 +21,9 @@ export const killIdleSandboxes = internalAction({
   handler: async (ctx): Promise<SweepResult> => {
     const c = getConfig();
     const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweep, {});
+    // The next page is claimed while this one's kills are in flight: claims are leased, so
+    // pages never overlap, and a large backlog drains at page-parallel speed.
+    if (page.more) await ctx.scheduler.runAfter(0, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 
     const kills = await mapWithConcurrency(page.kills, c.killConcurrency, async (k) => ({
       runId: k.runId,
@@ -47,7 +50,6 @@ export const killIdleSandboxes = internalAction({
         extends: extendsDone.slice(i, i + RECORD_BATCH),
       });
     }
-    if (page.more) await ctx.scheduler.runAfter(0, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
     return {
       killed: kills.filter((k) => k.kill.outcome !== "failed").length,
       failed: kills.filter((k) => k.kill.outcome === "failed").length,

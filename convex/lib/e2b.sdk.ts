@@ -226,3 +226,14 @@ export async function mapWithConcurrency<T, R>(items: readonly T[], limit: numbe
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/** Asks E2B whether a sandbox still exists, without touching its lifetime (unlike connect). */
+export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive" | "gone" | "unknown"> {
+  try {
+    await Sandbox.getInfo(sandboxId, connection(c));
+    return "alive";
+  } catch (err) {
+    if (err instanceof ConvexError) throw err;
+    return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
+  }
+}

@@ -232,10 +232,17 @@ export async function settleExtend(
     await ctx.db.patch(run._id, { sandboxExpiresAt: args.expiresAt, renewAt: nextRenewAt(c, args.expiresAt, now) });
     await logEvent(ctx, run, { kind: "extend", sandboxId: args.sandboxId, detail: `expires ${new Date(args.expiresAt).toISOString()}` });
   } else if (args.outcome === "gone") {
-    // E2B expired or killed it on its own: the run is over, not "running" with nothing behind it.
-    await transition(ctx, run._id, ["running"], "stopped", { endReason: "sandbox_gone" }, { reason: "sandbox_gone" });
+    await endRunSandboxGone(ctx, run._id, args.sandboxId);
   } else {
-    await ctx.db.patch(run._id, { renewAt: now + c.sweepIntervalMs });
+    // Due again at the next sweep, whenever it runs.
+    await ctx.db.patch(run._id, { renewAt: now + Math.floor(c.sweepIntervalMs / 2) });
     await logEvent(ctx, run, { kind: "extend", sandboxId: args.sandboxId, detail: `failed: ${args.error ?? "unknown"}` });
   }
+}
+
+/** E2B expired or killed the sandbox on its own: the run is over, not "running" with nothing behind it. */
+export async function endRunSandboxGone(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
+  const run = await ctx.db.get(runId);
+  if (!run || run.sandboxId !== sandboxId) return;
+  await transition(ctx, run._id, ["running"], "stopped", { endReason: "sandbox_gone" }, { reason: "sandbox_gone", sandboxId });
 }

@@ -76,7 +76,8 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
     const hardCap = (run.startedAt ?? run.createdAt) + c.maxLifetimeMs + c.lifetimeSlackMs;
     const target = Math.min(run.lastActivityAt + runningLifetimeMs(c), hardCap);
     const current = run.sandboxExpiresAt ?? 0;
-    if (target > current && target > now) {
+    // Only activity worth at least a sweep interval of lifetime buys an E2B call.
+    if (target - current >= c.sweepIntervalMs && target > now) {
       await ctx.db.patch(run._id, { renewAt: lease });
       extendsOut.push({ runId: run._id, sandboxId: run.sandboxId, lifetimeMs: target - now, expiresAt: target });
     } else {

@@ -1,0 +1,44 @@
+// Internal functions of the reconciling pass (actions/reconcileSandboxes.ts).
+import { v } from "convex/values";
+import { internalMutation, internalQuery } from "./_generated/server";
+import { endRunSandboxGone } from "./model/runs";
+import { findOrphans, recordOrphanKills, runningRunsNotListed } from "./model/reconcile";
+import { killOutcome } from "./model/status";
+
+const orphanReason = v.union(v.literal("run_missing"), v.literal("run_ended"), v.literal("not_the_runs_sandbox"));
+const orphan = {
+  sandboxId: v.string(),
+  runId: v.optional(v.id("sandboxRuns")),
+  taggedRunId: v.optional(v.string()),
+  reason: orphanReason,
+};
+
+export const orphansAmong = internalQuery({
+  args: { listed: v.array(v.object({ sandboxId: v.string(), runIdTag: v.optional(v.string()) })) },
+  returns: v.array(v.object(orphan)),
+  handler: (ctx, args) => findOrphans(ctx, args.listed),
+});
+
+export const recordOrphanKillResults = internalMutation({
+  args: { results: v.array(v.object({ ...orphan, kill: killOutcome })) },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    await recordOrphanKills(ctx, args.results);
+    return null;
+  },
+});
+
+export const runsMissingFromList = internalQuery({
+  args: { listedIds: v.array(v.string()), listedAt: v.number(), graceMs: v.number(), limit: v.number() },
+  returns: v.array(v.object({ runId: v.id("sandboxRuns"), sandboxId: v.string() })),
+  handler: (ctx, args) => runningRunsNotListed(ctx, args),
+});
+
+export const recordSandboxesGone = internalMutation({
+  args: { runs: v.array(v.object({ runId: v.id("sandboxRuns"), sandboxId: v.string() })) },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    for (const r of args.runs) await endRunSandboxGone(ctx, r.runId, r.sandboxId);
+    return null;
+  },
+});
