@@ -1,0 +1,255 @@
+// @vitest-environment node
+/**
+ * Drives the envd emulator (tests/emulator/envd.ts) with the REAL `e2b` SDK over loopback HTTP:
+ * Sandbox.create against the control-plane emulator, then `sbx.commands.run(...)` speaks
+ * Connect RPC (JSON) to envd through the same server. Host mode really runs /bin/bash here.
+ */
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  Sandbox,
+  CommandExitError,
+  TimeoutError,
+  AuthenticationError,
+  SandboxNotFoundError,
+} from "e2b";
+import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
+import { startEmulatorWithEnvd, type EnvdHandler } from "./emulator/envd";
+
+let emu: E2BEmulator & { envd: EnvdHandler };
+let restoreEnv: () => void;
+let tmp: string;
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected the call to throw");
+}
+
+/** True once `pid` no longer runs (gone, or a zombie waiting for a reaper). */
+function gone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+}
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "envd-test-"));
+  emu = await startEmulatorWithEnvd({
+    envd: {
+      script: (cmd) => (cmd === "scripted-in-host-mode" ? { stdout: "from script\n" } : undefined),
+    },
+  });
+  restoreEnv = useEmulatorEnv(emu);
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await emu?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("envd emulator, host mode, through the real SDK", () => {
+  it("runs a command: stdout, stderr, exit code", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const r = await sbx.commands.run("echo hi; echo err >&2");
+    expect(r).toMatchObject({ stdout: "hi\n", stderr: "err\n", exitCode: 0 });
+    expect(r.error).toBeUndefined();
+    // the envd call carried the sandbox headers and went through the emulator
+    expect(emu.calls.some((c) => c.sandboxID === sbx.sandboxId && c.path === "/process.Process/Start" && c.status === 200)).toBe(true);
+  });
+
+  it("non-zero exit throws CommandExitError with the exit code and output", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const err = await rejection(sbx.commands.run("echo partial; echo oops >&2; exit 3"));
+    expect(err).toBeInstanceOf(CommandExitError);
+    const e = err as CommandExitError;
+    expect(e.exitCode).toBe(3);
+    expect(e.stdout).toBe("partial\n");
+    expect(e.stderr).toBe("oops\n");
+    expect(e.error).toBe("exit status 3");
+  });
+
+  it("timeoutMs kills the command: SDK TimeoutError, quickly, child gone", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const pidFile = path.join(tmp, "sleep.pid");
+    const t0 = Date.now();
+    const err = await rejection(sbx.commands.run(`sleep 5 & echo $! > ${pidFile}; wait`, { timeoutMs: 400 }));
+    const took = Date.now() - t0;
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(took).toBeLessThan(2500);
+    const sleepPid = Number(fs.readFileSync(pidFile, "utf8").trim());
+    expect(sleepPid).toBeGreaterThan(0);
+    expect(await waitFor(() => gone(sleepPid))).toBe(true);
+    expect(await waitFor(() => emu.envd.processes().length === 0)).toBe(true);
+  });
+
+  it("streams large output intact (~230 KB, many 32 KiB data events)", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const chunks: string[] = [];
+    const r = await sbx.commands.run("seq 1 40000", { onStdout: (d) => void chunks.push(d) });
+    const expected = Array.from({ length: 40000 }, (_, i) => `${i + 1}\n`).join("");
+    expect(r.stdout.length).toBe(expected.length);
+    expect(r.stdout).toBe(expected);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.join("")).toBe(expected);
+  });
+
+  it("passes envs (request envs over sandbox envVars) and cwd", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000, envs: { FROM_SANDBOX: "s", BOTH: "sandbox" } });
+    const r = await sbx.commands.run('echo "$FOO|$FROM_SANDBOX|$BOTH|$(pwd)"', {
+      envs: { FOO: "bar baz", BOTH: "request" },
+      cwd: tmp,
+    });
+    expect(r.stdout).toBe(`bar baz|s|request|${fs.realpathSync(tmp)}\n`);
+    // a cwd that only exists inside a real sandbox falls back to the sandbox's home
+    const home = await sbx.commands.run('pwd; echo "$HOME"', { cwd: "/home/user/definitely-not-here" });
+    const [pwd, homeVar] = home.stdout.trim().split("\n");
+    expect(pwd).toBe(fs.realpathSync(homeVar));
+  });
+
+  it("a background child does not hold the command open (pipes close when bash exits)", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const pidFile = path.join(tmp, "orphan.pid");
+    const t0 = Date.now();
+    const r = await sbx.commands.run(`sleep 5 & echo $! > ${pidFile}; echo done`);
+    expect(r.stdout).toBe("done\n");
+    expect(Date.now() - t0).toBeLessThan(2000);
+    // host hygiene: what the command left in its process group is killed
+    const orphan = Number(fs.readFileSync(pidFile, "utf8").trim());
+    expect(await waitFor(() => gone(orphan))).toBe(true);
+  });
+
+  it("script answers are consulted first in host mode", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    expect((await sbx.commands.run("scripted-in-host-mode")).stdout).toBe("from script\n");
+  });
+
+  it("background command: list and kill through SendSignal", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const h = await sbx.commands.run("sleep 5", { background: true });
+    expect((await sbx.commands.list()).map((p) => p.pid)).toContain(h.pid);
+    expect(await sbx.commands.kill(h.pid)).toBe(true);
+    const err = await rejection(h.wait());
+    expect(err).toBeInstanceOf(CommandExitError);
+    expect((err as CommandExitError).exitCode).toBe(-1);
+    expect((err as CommandExitError).error).toBe("signal: killed");
+    expect(await sbx.commands.kill(h.pid)).toBe(false); // NotFound -> false
+  });
+
+  it("a wrong access token is rejected (401 -> AuthenticationError); /health needs none", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    Object.assign(sbx as unknown as { envdAccessToken: string }, { envdAccessToken: "not-the-token" });
+    const err = await rejection(sbx.commands.run("echo never"));
+    expect(err).toBeInstanceOf(AuthenticationError);
+
+    const raw = await fetch(`${emu.url}/process.Process/List`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "E2b-Sandbox-Id": sbx.sandboxId, "X-Access-Token": "nope" },
+      body: "{}",
+    });
+    expect(raw.status).toBe(401);
+    expect(await raw.json()).toMatchObject({ code: 401 });
+    const health = await fetch(`${emu.url}/health`, { headers: { "E2b-Sandbox-Id": sbx.sandboxId } });
+    expect(health.status).toBe(204);
+    expect(await sbx.isRunning()).toBe(true);
+  });
+
+  it("a command on a killed sandbox fails (the emulator answers 502)", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    await sbx.kill();
+    const err = await rejection(sbx.commands.run("echo hi"));
+    expect(err).toBeInstanceOf(SandboxNotFoundError); // SDK: Unavailable (HTTP 502) on Start
+    const last = emu.calls.filter((c) => c.sandboxID === sbx.sandboxId && c.endpoint === "other").at(-1);
+    expect(last?.status).toBe(502);
+    expect(await sbx.isRunning()).toBe(false);
+  });
+
+  it("killing the sandbox under a running command ends it with an error and kills the child", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const pidFile = path.join(tmp, "victim.pid");
+    const h = await sbx.commands.run(`echo $$ > ${pidFile}; sleep 5`, { background: true });
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "");
+    emu.killDirect(sbx.sandboxId);
+    const t0 = Date.now();
+    const err = await rejection(h.wait());
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(err).toBeInstanceOf(TimeoutError); // SDK: connection dropped + /health 502
+    expect(await waitFor(() => gone(h.pid))).toBe(true);
+  });
+
+  it("Sandbox.connect(id) then commands work", async () => {
+    const created = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const sbx = await Sandbox.connect(created.sandboxId);
+    expect((await sbx.commands.run("echo connected")).stdout).toBe("connected\n");
+  });
+});
+
+describe("envd emulator, scripted mode", () => {
+  let s: E2BEmulator & { envd: EnvdHandler };
+  let restore: () => void;
+  const activity: string[] = [];
+
+  beforeAll(async () => {
+    s = await startEmulatorWithEnvd({
+      envd: {
+        runMode: "scripted",
+        onActivity: (id) => void activity.push(id),
+        script: (cmd) => {
+          if (cmd === "whoami") return { stdout: "user\n" };
+          if (cmd === "false") return { stderr: "nope\n", exitCode: 1 };
+          if (cmd === "slow") return { stdout: "late\n", delayMs: 5000 };
+          return undefined;
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it("answers from the script without running anything", async () => {
+    restore = useEmulatorEnv(s);
+    try {
+      const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+      expect(await sbx.commands.run("whoami")).toMatchObject({ stdout: "user\n", stderr: "", exitCode: 0 });
+      const err = await rejection(sbx.commands.run("false"));
+      expect(err).toBeInstanceOf(CommandExitError);
+      expect(err).toMatchObject({ exitCode: 1, stderr: "nope\n" });
+      const unknown = await rejection(sbx.commands.run("rm -rf /"));
+      expect(unknown).toMatchObject({ exitCode: 127 });
+      expect((unknown as CommandExitError).stderr).toContain("command not found");
+      const t0 = Date.now();
+      expect(await rejection(sbx.commands.run("slow", { timeoutMs: 300 }))).toBeInstanceOf(TimeoutError);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(await waitFor(() => s.envd.processes().length === 0)).toBe(true);
+      expect(activity.length).toBeGreaterThanOrEqual(4);
+      expect(new Set(activity)).toEqual(new Set([sbx.sandboxId]));
+    } finally {
+      restore();
+    }
+  });
+});
