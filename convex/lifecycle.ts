@@ -1,10 +1,11 @@
 // Internal mutations the lifecycle actions call, one per step. Each validates and delegates to
 // convex/model; none is reachable from a client.
-import { ConvexError, v } from "convex/values";
-import { internalMutation } from "./_generated/server";
-import { getConfig } from "./model/config";
+import { v } from "convex/values";
+import { internalMutation, internalQuery } from "./_generated/server";
+import { beginStop as claimStop } from "./model/activity";
+import { admitStart, backOffCreates } from "./model/admission";
 import {
-  insertBootingRun,
+  endRunSandboxGone,
   markRunning,
   recordSandboxId,
   recordStartRefused,
@@ -15,14 +16,40 @@ import { endReason, killOutcome, runStatus } from "./model/status";
 import { claimSweepPage } from "./model/sweep";
 
 export const createRun = internalMutation({
-  args: { ownerId: v.string(), template: v.string() },
-  returns: v.object({ runId: v.id("sandboxRuns") }),
+  args: { ownerId: v.string(), template: v.string(), idempotencyKey: v.optional(v.string()) },
+  returns: v.union(
+    v.object({ kind: v.literal("created"), runId: v.id("sandboxRuns"), waitMs: v.number() }),
+    v.object({ kind: v.literal("existing"), runId: v.id("sandboxRuns") }),
+    v.object({
+      kind: v.literal("refused"),
+      code: v.union(v.literal("QUOTA_EXCEEDED"), v.literal("RATE_LIMITED")),
+      message: v.string(),
+      retryAfterMs: v.optional(v.number()),
+    }),
+  ),
   handler: async (ctx, args) => {
-    if (!getConfig().templates.includes(args.template)) {
-      throw new ConvexError({ code: "INVALID_TEMPLATE", message: `Unknown template "${args.template.slice(0, 64)}"` });
-    }
-    const run = await insertBootingRun(ctx, args);
-    return { runId: run._id };
+    const a = await admitStart(ctx, args);
+    if (a.kind === "refused") return a;
+    return a.kind === "created" ? { kind: a.kind, runId: a.run._id, waitMs: a.waitMs } : { kind: a.kind, runId: a.run._id };
+  },
+});
+
+/** What a replayed idempotent start needs to know about the run it found. */
+export const runState = internalQuery({
+  args: { runId: v.id("sandboxRuns") },
+  returns: v.union(
+    v.null(),
+    v.object({ status: runStatus, sandboxId: v.optional(v.string()), endReason: v.optional(endReason), deadlineAt: v.number() }),
+  ),
+  handler: async (ctx, args) => {
+    const run = await ctx.db.get(args.runId);
+    if (!run) return null;
+    return {
+      status: run.status,
+      deadlineAt: run.deadlineAt,
+      ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}),
+      ...(run.endReason !== undefined ? { endReason: run.endReason } : {}),
+    };
   },
 });
 
@@ -41,10 +68,12 @@ export const markRunRunning = internalMutation({
 });
 
 export const recordStartRefusal = internalMutation({
-  args: { runId: v.id("sandboxRuns"), error: v.string() },
+  args: { runId: v.id("sandboxRuns"), error: v.string(), e2bBackoffMs: v.optional(v.number()) },
   returns: v.null(),
   handler: async (ctx, args) => {
-    await recordStartRefused(ctx, args);
+    await recordStartRefused(ctx, { runId: args.runId, error: args.error });
+    // E2B answered 429: every start waits, not just this one.
+    if (args.e2bBackoffMs !== undefined) await backOffCreates(ctx, args.e2bBackoffMs);
     return null;
   },
 });
@@ -85,6 +114,25 @@ export const recordSweep = internalMutation({
   handler: async (ctx, args) => {
     for (const k of args.kills) await settleKill(ctx, k);
     for (const e of args.extends) await settleExtend(ctx, e);
+    return null;
+  },
+});
+
+export const beginStop = internalMutation({
+  args: { ownerId: v.string(), sandboxRunId: v.string() },
+  returns: v.union(
+    v.object({ action: v.literal("done"), runId: v.id("sandboxRuns"), status: runStatus }),
+    v.object({ action: v.literal("kill"), runId: v.id("sandboxRuns"), sandboxId: v.optional(v.string()) }),
+  ),
+  handler: (ctx, args) => claimStop(ctx, args.ownerId, args.sandboxRunId),
+});
+
+/** Ends a running run whose sandbox E2B no longer has (seen by a command or a probe). */
+export const recordSandboxGone = internalMutation({
+  args: { runId: v.id("sandboxRuns"), sandboxId: v.string() },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    await endRunSandboxGone(ctx, args.runId, args.sandboxId);
     return null;
   },
 });

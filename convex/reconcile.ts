@@ -1,7 +1,6 @@
 // Internal functions of the reconciling pass (actions/reconcileSandboxes.ts).
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
-import { endRunSandboxGone } from "./model/runs";
 import { findOrphans, recordOrphanKills, runningRunsNotListed } from "./model/reconcile";
 import { killOutcome } from "./model/status";
 
@@ -32,13 +31,4 @@ export const runsMissingFromList = internalQuery({
   args: { listedIds: v.array(v.string()), listedAt: v.number(), graceMs: v.number(), limit: v.number() },
   returns: v.array(v.object({ runId: v.id("sandboxRuns"), sandboxId: v.string() })),
   handler: (ctx, args) => runningRunsNotListed(ctx, args),
-});
-
-export const recordSandboxesGone = internalMutation({
-  args: { runs: v.array(v.object({ runId: v.id("sandboxRuns"), sandboxId: v.string() })) },
-  returns: v.null(),
-  handler: async (ctx, args) => {
-    for (const r of args.runs) await endRunSandboxGone(ctx, r.runId, r.sandboxId);
-    return null;
-  },
 });

@@ -2,6 +2,13 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 import { endReason, killOutcome, runStatus } from "./model/status";
 
+export const commandStatus = v.union(
+  v.literal("running"),
+  v.literal("finished"),
+  v.literal("timed_out"),
+  v.literal("failed"),
+);
+
 export const eventKind = v.union(
   v.literal("transition"),
   v.literal("sandbox_recorded"),
@@ -57,6 +64,29 @@ export default defineSchema({
   })
     .index("by_runId_and_at", ["runId", "at"])
     .index("by_kind_and_at", ["kind", "at"]),
+
+  // Commands run in a run's sandbox: what ran, how it ended, its (capped) output.
+  commands: defineTable({
+    runId: v.id("sandboxRuns"),
+    ownerId: v.string(),
+    command: v.string(),
+    status: commandStatus,
+    exitCode: v.optional(v.number()),
+    stdout: v.string(),
+    stderr: v.string(),
+    stdoutTruncated: v.boolean(),
+    stderrTruncated: v.boolean(),
+    startedAt: v.number(), // ms
+    durationMs: v.optional(v.number()),
+    error: v.optional(v.string()),
+  }).index("by_runId_and_startedAt", ["runId", "startedAt"]),
+
+  // Global E2B create throttle (one document): the next free create slot, and a back-off
+  // window after E2B answered 429.
+  createThrottle: defineTable({
+    nextSlotAt: v.number(), // ms
+    blockedUntil: v.number(), // ms
+  }),
 
   // Sandboxes the reconciler killed that no run pointed at (record deleted, duplicate, foreign id).
   orphanSandboxes: defineTable({

@@ -20,6 +20,10 @@ export const TEST_ENV = {
   SANDBOX_MAX_LIFETIME_MS: "3600000",
   SANDBOX_SWEEP_INTERVAL_MS: "60000",
   E2B_REQUEST_TIMEOUT_MS: "5000",
+  // Quotas out of the way unless a test is about them.
+  E2B_CREATES_PER_SECOND: "1000",
+  SANDBOX_MAX_ACTIVE_PER_USER: "100",
+  SANDBOX_STARTS_PER_MINUTE_PER_USER: "1000",
 } as const;
 
 export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {

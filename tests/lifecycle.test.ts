@@ -165,7 +165,10 @@ describe("startSandboxRun", () => {
 
   it("E2B errors reach the caller as ConvexError codes; a refused create ends the run without a sweep", async () => {
     emu.fault("create", { status: 429 });
-    expect((await convexErrorOf(start())).code).toBe("E2B_RATE_LIMITED");
+    const limited = await convexErrorOf(start());
+    expect(limited.code).toBe("RATE_LIMITED");
+    expect(limited.retryAfterMs).toBeGreaterThan(0);
+    clock.advance(limited.retryAfterMs as number); // the global back-off E2B's 429 imposed
     emu.fault("create", { status: 500, message: "boom" });
     const e500 = await convexErrorOf(start());
     expect(e500.code).toBe("E2B_UNAVAILABLE");

@@ -15,15 +15,22 @@ import type {
 } from "convex/server";
 import type * as actions_killIdleSandboxes from "../actions/killIdleSandboxes.js";
 import type * as actions_reconcileSandboxes from "../actions/reconcileSandboxes.js";
+import type * as actions_runCommand from "../actions/runCommand.js";
 import type * as actions_startSandboxRun from "../actions/startSandboxRun.js";
+import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
+import type * as commands from "../commands.js";
 import type * as crons from "../crons.js";
 import type * as lifecycle from "../lifecycle.js";
+import type * as model_access from "../model/access.js";
+import type * as model_activity from "../model/activity.js";
+import type * as model_admission from "../model/admission.js";
 import type * as model_config from "../model/config.js";
 import type * as model_reconcile from "../model/reconcile.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
 import type * as reconcile from "../reconcile.js";
+import type * as runs from "../runs.js";
 
 /**
  * A utility for referencing Convex functions in your app's API.
@@ -36,15 +43,22 @@ import type * as reconcile from "../reconcile.js";
 declare const fullApi: ApiFromModules<{
   "actions/killIdleSandboxes": typeof actions_killIdleSandboxes;
   "actions/reconcileSandboxes": typeof actions_reconcileSandboxes;
+  "actions/runCommand": typeof actions_runCommand;
   "actions/startSandboxRun": typeof actions_startSandboxRun;
+  "actions/stopSandboxRun": typeof actions_stopSandboxRun;
+  commands: typeof commands;
   crons: typeof crons;
   lifecycle: typeof lifecycle;
+  "model/access": typeof model_access;
+  "model/activity": typeof model_activity;
+  "model/admission": typeof model_admission;
   "model/config": typeof model_config;
   "model/reconcile": typeof model_reconcile;
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
   reconcile: typeof reconcile;
+  runs: typeof runs;
 }>;
 export declare const api: FilterApi<
   typeof fullApi,

@@ -80,7 +80,7 @@ export const reconcileSandboxes = internalAction({
       });
       const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({ ...m, state: await probeSandbox(c, m.sandboxId) }));
       const gone = probed.filter((p) => p.state === "gone").map(({ runId, sandboxId }) => ({ runId, sandboxId }));
-      if (gone.length > 0) await ctx.runMutation(internal.reconcile.recordSandboxesGone, { runs: gone });
+      for (const g of gone) await ctx.runMutation(internal.lifecycle.recordSandboxGone, g);
       r.sandboxesGone = gone.length;
     }
     return r;

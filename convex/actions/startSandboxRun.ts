@@ -4,6 +4,8 @@ import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { action, type ActionCtx } from "../_generated/server";
 import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
+import { checkIdempotencyKey, checkTemplate, requireOwner } from "../model/access";
+import { DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
 import type { KillOutcome } from "../model/status";
 import {
   classifyE2BError,
@@ -24,19 +26,66 @@ import {
  * the sweep finds the run (by id or by tag) and finishes the job.
  */
 export const startSandboxRun = action({
-  args: { template: v.optional(v.string()) },
+  args: { template: v.optional(v.string()), idempotencyKey: v.optional(v.string()) },
   returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
   handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
-    const identity = await ctx.auth.getUserIdentity();
-    if (!identity) throw new ConvexError({ code: "UNAUTHENTICATED", message: "Sign in to start a sandbox" });
+    const ownerId = await requireOwner(ctx);
     const c = getConfig();
     const template = args.template ?? c.templates[0]!;
-    const { runId }: { runId: Id<"sandboxRuns"> } = await ctx.runMutation(internal.lifecycle.createRun, { ownerId: identity.tokenIdentifier, template });
+    checkTemplate(template);
+    checkIdempotencyKey(args.idempotencyKey);
+    const admission: Admission = await ctx.runMutation(internal.lifecycle.createRun, {
+      ownerId,
+      template,
+      ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
+    });
+    if (admission.kind === "refused") {
+      const { code, message, retryAfterMs } = admission;
+      throw new ConvexError({ code, message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    }
+    if (admission.kind === "existing") return await replayStart(ctx, c, admission.runId);
+    if (admission.waitMs > 0) await sleep(admission.waitMs); // the global create throttle's slot
+    const runId = admission.runId;
     const sandboxId = await createOrCleanUp(ctx, c, runId, template);
     await finishStartOrKill(ctx, c, runId, sandboxId);
     return { sandboxRunId: runId, sandboxId };
   },
 });
+
+type Admission =
+  | { kind: "created"; runId: Id<"sandboxRuns">; waitMs: number }
+  | { kind: "existing"; runId: Id<"sandboxRuns"> }
+  | { kind: "refused"; code: "QUOTA_EXCEEDED" | "RATE_LIMITED"; message: string; retryAfterMs?: number };
+
+const REPLAY_POLL_MS = 250;
+
+/**
+ * A start with an idempotency key already used: never a second sandbox. Answers with the run
+ * the first call made, waiting (bounded) while that one is still booting.
+ */
+async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) {
+  const giveUpAt = Date.now() + Math.min(c.bootTimeoutMs, 30_000);
+  const realStart = performance.now();
+  for (;;) {
+    const state = await ctx.runQuery(internal.lifecycle.runState, { runId });
+    if (state?.status === "running" && state.sandboxId !== undefined) return { sandboxRunId: runId, sandboxId: state.sandboxId };
+    if (state === null || state.status !== "booting") {
+      throw new ConvexError({
+        code: "RUN_ENDED",
+        message: `The start with this idempotencyKey already ended${state?.endReason ? ` (${state.endReason})` : ""}${
+          state?.sandboxId === undefined ? " without a sandbox" : ""
+        }; use a new key to start again`,
+        sandboxRunId: runId,
+      });
+    }
+    if (Date.now() > giveUpAt || performance.now() - realStart > 30_000) {
+      throw new ConvexError({ code: "START_IN_PROGRESS", message: "The first start with this idempotencyKey is still booting; retry shortly", sandboxRunId: runId });
+    }
+    await sleep(REPLAY_POLL_MS);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Step 2. On failure: if E2B may have created it anyway, kill by tag before recording. */
 async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">, template: string) {
@@ -47,13 +96,21 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
     const failure = isE2BFailure(err) ? err : classifyE2BError(err);
     await bestEffort(async () => {
       if (failure.refused) {
-        await ctx.runMutation(internal.lifecycle.recordStartRefusal, { runId, error: failure.message });
+        await ctx.runMutation(internal.lifecycle.recordStartRefusal, {
+          runId,
+          error: failure.message,
+          ...(failure.kind === "rate_limited" ? { e2bBackoffMs: failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS } : {}),
+        });
       } else {
         // The response may be lost while the sandbox lives: only its tag can find it.
         const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
         await ctx.runMutation(internal.lifecycle.recordKill, { runId, reason: "start_failed", kill, error: failure.message });
       }
     });
+    if (failure.kind === "rate_limited") {
+      const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
+      throw new ConvexError({ code: "RATE_LIMITED", message: "E2B is rate limiting sandbox creation", retryAfterMs });
+    }
     throw err instanceof ConvexError ? err : toCallerError(failure);
   }
 }

@@ -3,11 +3,13 @@
 // entry point of its own (a "use node" file may export only actions).
 import {
   AuthenticationError,
+  CommandExitError,
   NotFoundError,
   RateLimitError,
   Sandbox,
   SandboxError,
   ServiceBusyError,
+  TimeoutError as E2BTimeoutError,
 } from "e2b";
 import { ConvexError } from "convex/values";
 import type { Config } from "../model/config";
@@ -235,5 +237,81 @@ export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive
   } catch (err) {
     if (err instanceof ConvexError) throw err;
     return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
+  }
+}
+
+export type CommandOutcome =
+  | {
+      outcome: "finished" | "timed_out";
+      exitCode?: number;
+      stdout: string;
+      stderr: string;
+      stdoutTruncated: boolean;
+      stderrTruncated: boolean;
+      durationMs: number;
+      sandboxExpiresAt: number; // ms: connecting gave the sandbox this lifetime (never shortens it)
+    }
+  | { outcome: "gone" }
+  | { outcome: "failed"; failure: E2BFailure };
+
+/** Keeps at most `maxBytes` of UTF-8, cut on a character boundary. */
+export function capUtf8(s: string, maxBytes: number): { text: string; truncated: boolean } {
+  const buf = Buffer.from(s, "utf8");
+  if (buf.length <= maxBytes) return { text: s, truncated: false };
+  let end = maxBytes;
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--; // don't split a multi-byte character
+  return { text: buf.subarray(0, end).toString("utf8"), truncated: true };
+}
+
+/**
+ * Runs a shell command in a running sandbox. Connecting counts as activity: it extends the
+ * sandbox's lifetime to `lifetimeMs` from now if that is longer (E2B never shortens it here).
+ * The access token that connect returns stays in memory; it is never stored or returned.
+ */
+export async function runSandboxCommand(
+  c: Config,
+  args: { sandboxId: string; command: string; timeoutMs: number; lifetimeMs: number },
+): Promise<CommandOutcome> {
+  const started = Date.now();
+  const startedReal = performance.now();
+  let sandbox: Sandbox;
+  try {
+    sandbox = await Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs });
+  } catch (err) {
+    if (err instanceof ConvexError) throw err;
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
+  }
+  const finish = (outcome: "finished" | "timed_out", stdout: string, stderr: string, exitCode?: number) => {
+    const out = capUtf8(stdout, c.commandOutputMaxBytes);
+    const err = capUtf8(stderr, c.commandOutputMaxBytes);
+    return {
+      outcome,
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      stdout: out.text,
+      stderr: err.text,
+      stdoutTruncated: out.truncated,
+      stderrTruncated: err.truncated,
+      durationMs: Math.round(performance.now() - startedReal),
+      sandboxExpiresAt: started + args.lifetimeMs,
+    };
+  };
+  let stdout = "";
+  let stderr = "";
+  try {
+    const result = await sandbox.commands.run(args.command, {
+      timeoutMs: args.timeoutMs,
+      requestTimeoutMs: c.e2bRequestTimeoutMs,
+      // Collected here too, so that a timed-out command still reports what it printed.
+      onStdout: (d) => void (stdout.length <= c.commandOutputMaxBytes && (stdout += d)),
+      onStderr: (d) => void (stderr.length <= c.commandOutputMaxBytes && (stderr += d)),
+    });
+    return finish("finished", result.stdout, result.stderr, result.exitCode);
+  } catch (err) {
+    if (err instanceof CommandExitError) return finish("finished", err.stdout, err.stderr, err.exitCode);
+    if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message)) return finish("timed_out", stdout, stderr);
+    const f = classifyE2BError(err);
+    if (f.kind === "not_found" || /sandbox was killed|not found/i.test(f.message)) return { outcome: "gone" };
+    return { outcome: "failed", failure: f };
   }
 }

@@ -47,6 +47,11 @@ export async function transition(
   return { ...run, ...full } as Run;
 }
 
+/** Until when a claimed kill belongs to whoever claimed it, before a sweep may retry it (ms). */
+export function killLeaseUntil(c: Config, now: number): number {
+  return now + 2 * c.e2bRequestTimeoutMs + 10_000;
+}
+
 /** How long to wait before retrying a kill that failed `attempts` times (ms). */
 export function killBackoffMs(attempts: number, retryAfterMs?: number): number {
   const exp = Math.min(5_000 * 2 ** Math.max(0, attempts - 1), 10 * 60_000);

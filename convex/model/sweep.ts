@@ -1,16 +1,11 @@
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { getConfig, runningLifetimeMs } from "./config";
-import { claimForKill, nextRenewAt, type Run } from "./runs";
+import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
 import type { EndReason } from "./status";
 
 export type KillClaim = { runId: Id<"sandboxRuns">; sandboxId?: string };
 export type ExtendClaim = { runId: Id<"sandboxRuns">; sandboxId: string; lifetimeMs: number; expiresAt: number };
-
-/** How long a claimed kill belongs to the sweep that claimed it before another may retry it (ms). */
-function leaseMs(requestTimeoutMs: number) {
-  return 2 * requestTimeoutMs + 10_000;
-}
 
 /**
  * One page of sweep work, claimed in one transaction. Each scan is an index range with a bound,
@@ -23,7 +18,7 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
   const c = getConfig();
   const now = Date.now();
   const n = c.sweepPageSize;
-  const lease = now + leaseMs(c.e2bRequestTimeoutMs);
+  const lease = killLeaseUntil(c, now);
   const kills: KillClaim[] = [];
   const claimed = new Set<string>();
   let more = false;

@@ -1,0 +1,59 @@
+"use node";
+import { ConvexError, v } from "convex/values";
+import { internal } from "../_generated/api";
+import type { Id } from "../_generated/dataModel";
+import { action } from "../_generated/server";
+import { checkCommand, requireOwner } from "../model/access";
+import { getConfig, runningLifetimeMs } from "../model/config";
+import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+
+const result = v.object({
+  commandId: v.id("commands"),
+  status: v.union(v.literal("finished"), v.literal("timed_out")),
+  exitCode: v.optional(v.number()),
+  stdout: v.string(),
+  stderr: v.string(),
+  stdoutTruncated: v.boolean(),
+  stderrTruncated: v.boolean(),
+  durationMs: v.number(),
+});
+
+/**
+ * Runs a shell command in the caller's running sandbox (owner only) with a timeout, stores the
+ * command record (exit code, duration, capped output) and counts as activity.
+ */
+export const runCommand = action({
+  args: { sandboxRunId: v.string(), command: v.string(), timeoutMs: v.optional(v.number()) },
+  returns: result,
+  handler: async (ctx, args): Promise<typeof result.type> => {
+    const ownerId = await requireOwner(ctx);
+    const c = getConfig();
+    const timeoutMs = checkCommand(args.command, args.timeoutMs);
+    const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } = await ctx.runMutation(
+      internal.commands.begin,
+      { ownerId, sandboxRunId: args.sandboxRunId, command: args.command },
+    );
+    const r = await runSandboxCommand(c, { sandboxId: begun.sandboxId, command: args.command, timeoutMs, lifetimeMs: runningLifetimeMs(c) });
+    if (r.outcome === "gone" || r.outcome === "failed") {
+      const error = r.outcome === "gone" ? "the sandbox is gone" : r.failure.message;
+      await ctx.runMutation(internal.commands.finish, {
+        commandId: begun.commandId,
+        status: "failed",
+        stdout: "",
+        stderr: "",
+        stdoutTruncated: false,
+        stderrTruncated: false,
+        durationMs: 0,
+        error,
+      });
+      if (r.outcome === "gone") {
+        await ctx.runMutation(internal.lifecycle.recordSandboxGone, { runId: begun.runId, sandboxId: begun.sandboxId });
+        throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+      }
+      throw toCallerError(r.failure);
+    }
+    const { outcome, sandboxExpiresAt, ...rest } = r;
+    await ctx.runMutation(internal.commands.finish, { commandId: begun.commandId, status: outcome, sandboxExpiresAt, ...rest });
+    return { commandId: begun.commandId, status: outcome, ...rest };
+  },
+});
