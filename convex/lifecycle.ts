@@ -39,14 +39,13 @@ export const runState = internalQuery({
   args: { runId: v.id("sandboxRuns") },
   returns: v.union(
     v.null(),
-    v.object({ status: runStatus, sandboxId: v.optional(v.string()), endReason: v.optional(endReason), deadlineAt: v.number() }),
+    v.object({ status: runStatus, sandboxId: v.optional(v.string()), endReason: v.optional(endReason) }),
   ),
   handler: async (ctx, args) => {
     const run = await ctx.db.get(args.runId);
     if (!run) return null;
     return {
       status: run.status,
-      deadlineAt: run.deadlineAt,
       ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}),
       ...(run.endReason !== undefined ? { endReason: run.endReason } : {}),
     };

@@ -2,7 +2,8 @@ import { convexTest } from "convex-test";
 import { vi } from "vitest";
 import schema from "../convex/schema";
 import type { Doc, Id } from "../convex/_generated/dataModel";
-import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
+import { type E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
+import { startEmulatorWithEnvd } from "./emulator/envd";
 
 // convex-test finds the functions root through convex/_generated, so the glob includes it.
 export const modules = import.meta.glob("../convex/**/*.*s");
@@ -32,10 +33,10 @@ export function newConvex(opts: { transactionLimits?: boolean | Record<string, n
 
 export type TestConvex = ReturnType<typeof newConvex>;
 
-/** Starts the emulator and points the real SDK at it; call from beforeAll. */
-export async function startEmulator(opts: Parameters<typeof E2BEmulator.start>[0] = {}) {
+/** Starts the emulator (control plane and envd) and points the real SDK at it; call from beforeAll. */
+export async function startEmulator(opts: Parameters<typeof startEmulatorWithEnvd>[0] = {}) {
   // The clock is read through Date at call time, so a test's simulated clock moves E2B's too.
-  const emu = await E2BEmulator.start({ apiKey: "e2b_test_key", clock: () => Date.now(), ...opts });
+  const emu: E2BEmulator = await startEmulatorWithEnvd({ apiKey: "e2b_test_key", clock: () => Date.now(), ...opts });
   const restoreEnv = useEmulatorEnv(emu, "e2b_test_key");
   return {
     emu,

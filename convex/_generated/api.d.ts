@@ -18,6 +18,7 @@ import type * as actions_reconcileSandboxes from "../actions/reconcileSandboxes.
 import type * as actions_runCommand from "../actions/runCommand.js";
 import type * as actions_startSandboxRun from "../actions/startSandboxRun.js";
 import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
+import type * as admin from "../admin.js";
 import type * as commands from "../commands.js";
 import type * as crons from "../crons.js";
 import type * as lifecycle from "../lifecycle.js";
@@ -46,6 +47,7 @@ declare const fullApi: ApiFromModules<{
   "actions/runCommand": typeof actions_runCommand;
   "actions/startSandboxRun": typeof actions_startSandboxRun;
   "actions/stopSandboxRun": typeof actions_stopSandboxRun;
+  admin: typeof admin;
   commands: typeof commands;
   crons: typeof crons;
   lifecycle: typeof lifecycle;

@@ -64,8 +64,8 @@ const REPLAY_POLL_MS = 250;
  * the first call made, waiting (bounded) while that one is still booting.
  */
 async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) {
-  const giveUpAt = Date.now() + Math.min(c.bootTimeoutMs, 30_000);
-  const realStart = performance.now();
+  const budgetMs = Math.min(c.bootTimeoutMs, 30_000);
+  const began = performance.now();
   for (;;) {
     const state = await ctx.runQuery(internal.lifecycle.runState, { runId });
     if (state?.status === "running" && state.sandboxId !== undefined) return { sandboxRunId: runId, sandboxId: state.sandboxId };
@@ -78,8 +78,12 @@ async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) 
         sandboxRunId: runId,
       });
     }
-    if (Date.now() > giveUpAt || performance.now() - realStart > 30_000) {
-      throw new ConvexError({ code: "START_IN_PROGRESS", message: "The first start with this idempotencyKey is still booting; retry shortly", sandboxRunId: runId });
+    if (performance.now() - began > budgetMs) {
+      throw new ConvexError({
+        code: "START_IN_PROGRESS",
+        message: "The first start with this idempotencyKey is still booting; retry shortly",
+        sandboxRunId: runId,
+      });
     }
     await sleep(REPLAY_POLL_MS);
   }

@@ -6,7 +6,7 @@ import { insertBootingRun, logEvent, type Run } from "./runs";
 /** A start waits at most this long for a global create slot; beyond it, it is refused (ms). */
 export const MAX_CREATE_WAIT_MS = 5_000;
 /** Back-off after E2B answered 429 without saying for how long (ms). */
-export const DEFAULT_E2B_BACKOFF_MS = 5_000;
+export const DEFAULT_E2B_BACKOFF_MS = 10_000;
 const RATE_WINDOW_MS = 60_000;
 
 export type Admission =
