@@ -10,4 +10,7 @@ crons.interval("killIdleSandboxes", { minutes: 1 }, internal.actions.killIdleSan
 // never delays the per-run sweep.
 crons.interval("reconcileSandboxes", { minutes: 1 }, internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 
+// Deletes finished runs (and their events and commands) past SANDBOX_RETENTION_DAYS.
+crons.daily("purgeOldRuns", { hourUTC: 3, minuteUTC: 17 }, internal.retention.purgeOldRuns, {});
+
 export default crons;

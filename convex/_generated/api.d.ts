@@ -27,10 +27,12 @@ import type * as model_activity from "../model/activity.js";
 import type * as model_admission from "../model/admission.js";
 import type * as model_config from "../model/config.js";
 import type * as model_reconcile from "../model/reconcile.js";
+import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
 import type * as reconcile from "../reconcile.js";
+import type * as retention from "../retention.js";
 import type * as runs from "../runs.js";
 
 /**
@@ -56,10 +58,12 @@ declare const fullApi: ApiFromModules<{
   "model/admission": typeof model_admission;
   "model/config": typeof model_config;
   "model/reconcile": typeof model_reconcile;
+  "model/retention": typeof model_retention;
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
   reconcile: typeof reconcile;
+  retention: typeof retention;
   runs: typeof runs;
 }>;
 export declare const api: FilterApi<
