@@ -3,11 +3,13 @@
 // start, the seed's failure (database down right after the sandbox was created), and sweeps.
 import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
-import { E2BEmulator, useEmulatorEnv } from "../tests/emulator/e2bEmulator";
+import { useEmulatorEnv } from "../tests/emulator/e2bEmulator";
+import { startEmulatorWithEnvd } from "../tests/emulator/envd";
 import { installSimulatedClock, newInProcessConvex } from "./lib/inProcess";
 
 const clock = installSimulatedClock(Date.UTC(2026, 10, 28, 12, 0, 0));
-const emu = await E2BEmulator.start({ apiKey: "e2b_demo_key", clock: () => Date.now() });
+// The emulator's envd runs commands on this machine (loopback only, demo use only).
+const emu = await startEmulatorWithEnvd({ apiKey: "e2b_demo_key", clock: () => Date.now() });
 const restoreEnv = useEmulatorEnv(emu, "e2b_demo_key");
 process.env.SANDBOX_NAMESPACE = "demo";
 
@@ -16,7 +18,7 @@ const alice = t.withIdentity({ subject: "alice", name: "Alice" });
 const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 const runs = () => t.run((ctx) => ctx.db.query("sandboxRuns").collect());
 let minute = 0;
-const say = (msg: string) => console.log(`[t+${String(minute).padStart(2)}m] ${msg}`);
+const say = (msg: string) => console.log(`[t+${minute.toFixed(1).padStart(4)}m] ${msg}`);
 const advance = (mins: number) => {
   clock.advance(mins * 60_000);
   minute += mins;
@@ -43,6 +45,8 @@ try {
   const ok = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
   say(`   -> run #${parseInt(ok.sandboxRunId, 10)}, sandbox ${ok.sandboxId} (tagged convexNamespace=demo, convexRunId=<run>)`);
   await show();
+  const cmd = await alice.action(api.actions.runCommand.runCommand, { sandboxRunId: ok.sandboxRunId, command: "echo $((6 * 7)); exit 3" });
+  say(`   Alice runs a command: status=${cmd.status} exit=${cmd.exitCode} stdout=${JSON.stringify(cmd.stdout)} (${cmd.durationMs} ms; counts as activity)`);
 
   say("2. The seed's failure: E2B creates the sandbox, then the database goes down,");
   say("   so storing the sandboxId fails, the failure path's kill fails (E2B 500) and its record fails.");
@@ -58,20 +62,20 @@ try {
   say("   The old system is stuck here for good: a booting run with no sandboxId, a paid sandbox running.");
   await show();
 
-  advance(2);
-  say("3. Two minutes later the cron sweeps: the run is past its boot deadline, has no id,");
+  advance(1.5);
+  say("3. 90 s later the cron sweeps: the run is past its boot deadline, has no id,");
   say("   so the sweep lists E2B sandboxes by the run's tag and kills every match.");
   const s1 = await sweep();
   say(`   -> sweep: killed=${s1.killed} failed=${s1.failed} extended=${s1.extended}`);
   await show();
 
-  advance(9);
+  advance(9.5);
   say("4. Alice has been idle for 11 minutes (idle timeout 10 min): the sweep stops her first run.");
   emu.fault("kill", { status: 503 });
   const s2 = await sweep();
   say(`   -> sweep: killed=${s2.killed} failed=${s2.failed}: E2B answered 503, so the kill stays owed (run 'stopping').`);
   await show();
-  clock.advance(30_000);
+  advance(0.5);
   say("   Thirty seconds later the next sweep retries the owed kill.");
   const s3 = await sweep();
   say(`   -> next sweep: killed=${s3.killed} failed=${s3.failed}`);
@@ -79,6 +83,8 @@ try {
 
   say("   (Had Convex been down the whole time, E2B's own lifetime — idle timeout + 2 min slack,");
   say("   extended only while the run is active — would have ended it at t+12m.)");
+  const stats = await t.action(internal.admin.stats, {});
+  say(`Stats: runs ${JSON.stringify(stats.runsByStatus)}, kills ${JSON.stringify(stats.killsByOutcome)}`);
   const leaked = emu.alive().length;
   const open = (await runs()).filter((r) => r.status !== "stopped" && r.status !== "failed").length;
   say(`Done: ${leaked} sandbox(es) alive at E2B, ${open} run(s) not terminal.`);
