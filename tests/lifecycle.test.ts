@@ -294,6 +294,23 @@ describe("bad input", () => {
     expect(emu.calls).toHaveLength(0);
   });
 
+  it("no E2B_API_KEY: starts refuse before writing; sweeps keep kills owed instead of crashing", async () => {
+    const { sandboxRunId, sandboxId } = await start();
+    vi.stubEnv("E2B_API_KEY", "");
+    const err = await convexErrorOf(start());
+    expect(err.code).toBe("CONFIG_INVALID");
+    expect(err.message).toContain("E2B_API_KEY");
+    expect(await allRuns(t)).toHaveLength(1);
+    clock.advance(IDLE_MS + 1);
+    await sweep();
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping", killAttempts: 1 });
+    expect(emu.isAlive(sandboxId)).toBe(true);
+    vi.stubEnv("E2B_API_KEY", "e2b_test_key");
+    clock.advance(5_001);
+    await sweep();
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
+  });
+
   it("a bad configuration names the variable", async () => {
     vi.stubEnv("SANDBOX_IDLE_TIMEOUT_MS", "soon");
     const err = await convexErrorOf(start());

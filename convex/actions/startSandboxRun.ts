@@ -13,6 +13,7 @@ import {
   isE2BFailure,
   killSandboxesByTag,
   killSandboxSafely,
+  requireApiKey,
   setSandboxLifetime,
   toCallerError,
 } from "../lib/e2b.sdk";
@@ -34,6 +35,7 @@ export const startSandboxRun = action({
     const template = args.template ?? c.templates[0]!;
     checkTemplate(template);
     checkIdempotencyKey(args.idempotencyKey);
+    requireApiKey(c);
     const admission: Admission = await ctx.runMutation(internal.lifecycle.createRun, {
       ownerId,
       template,

@@ -32,6 +32,7 @@ const MAX_MESSAGE = 300;
 
 /** Maps every E2B SDK error class once, here. Messages never carry the API key. */
 export function classifyE2BError(err: unknown): E2BFailure {
+  if (err instanceof ConvexError) return { kind: "auth", message: "E2B_API_KEY is not set", refused: true };
   const raw = err instanceof Error ? err.message : String(err);
   const message = raw.replace(/e2b_[A-Za-z0-9]+/g, "e2b_***").slice(0, MAX_MESSAGE);
   const status = (err as { statusCode?: number } | null)?.statusCode;
@@ -83,12 +84,18 @@ export function toCallerError(f: E2BFailure): ConvexError<{ code: string; messag
   });
 }
 
-function connection(c: Config) {
+/** Throws CONFIG_INVALID when the key is missing; the start path checks this before any write. */
+export function requireApiKey(c: Config): string {
   if (!c.e2bApiKey) {
     throw new ConvexError({ code: "CONFIG_INVALID", message: "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)" });
   }
+  return c.e2bApiKey;
+}
+
+function connection(c: Config) {
+  requireApiKey(c);
   // requestTimeoutMs bounds the HTTP call; the sandbox's lifetime is a separate timeoutMs.
-  return { apiKey: c.e2bApiKey, requestTimeoutMs: c.e2bRequestTimeoutMs };
+  return { apiKey: c.e2bApiKey!, requestTimeoutMs: c.e2bRequestTimeoutMs };
 }
 
 function failed(f: E2BFailure): KillOutcome {
@@ -134,7 +141,6 @@ export async function killSandboxSafely(c: Config, sandboxId: string): Promise<K
     const existed = await Sandbox.kill(sandboxId, connection(c));
     return { outcome: existed ? "killed" : "gone" };
   } catch (err) {
-    if (err instanceof ConvexError) return { outcome: "failed", kind: "auth", message: "E2B_API_KEY is not set" };
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : failed(f);
   }
@@ -174,7 +180,6 @@ export async function listTaggedSandboxes(
       }));
     return { ok: true, items, ...(paginator.nextToken ? { nextToken: paginator.nextToken } : {}) };
   } catch (err) {
-    if (err instanceof ConvexError) throw err;
     return { ok: false, failure: classifyE2BError(err) };
   }
 }
@@ -209,7 +214,6 @@ export async function setSandboxLifetime(c: Config, sandboxId: string, lifetimeM
     await Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c));
     return { outcome: "extended" };
   } catch (err) {
-    if (err instanceof ConvexError) throw err;
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as ExtendOutcome);
   }
@@ -235,7 +239,6 @@ export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive
     await Sandbox.getInfo(sandboxId, connection(c));
     return "alive";
   } catch (err) {
-    if (err instanceof ConvexError) throw err;
     return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
   }
 }
@@ -278,7 +281,6 @@ export async function runSandboxCommand(
   try {
     sandbox = await Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs });
   } catch (err) {
-    if (err instanceof ConvexError) throw err;
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
   }
