@@ -1,7 +1,7 @@
 // Internal steps of runCommand (actions/runCommand.ts).
 import { ConvexError, v } from "convex/values";
 import { internalMutation } from "./_generated/server";
-import { commandStatus } from "./schema";
+import { commandOutput, commandStatus } from "./schema";
 import { getOwnedRun } from "./model/access";
 import { touchRun } from "./model/activity";
 import { logEvent } from "./model/runs";
@@ -34,11 +34,7 @@ export const finish = internalMutation({
   args: {
     commandId: v.id("commands"),
     status: commandStatus,
-    exitCode: v.optional(v.number()),
-    stdout: v.string(),
-    stderr: v.string(),
-    stdoutTruncated: v.boolean(),
-    stderrTruncated: v.boolean(),
+    ...commandOutput,
     durationMs: v.number(),
     error: v.optional(v.string()),
     sandboxExpiresAt: v.optional(v.number()),

@@ -9,6 +9,15 @@ export const commandStatus = v.union(
   v.literal("failed"),
 );
 
+/** What a finished command reports; stored, and returned by runCommand. */
+export const commandOutput = {
+  exitCode: v.optional(v.number()),
+  stdout: v.string(),
+  stderr: v.string(),
+  stdoutTruncated: v.boolean(),
+  stderrTruncated: v.boolean(),
+};
+
 export const eventKind = v.union(
   v.literal("transition"),
   v.literal("sandbox_recorded"),
@@ -71,11 +80,7 @@ export default defineSchema({
     ownerId: v.string(),
     command: v.string(),
     status: commandStatus,
-    exitCode: v.optional(v.number()),
-    stdout: v.string(),
-    stderr: v.string(),
-    stdoutTruncated: v.boolean(),
-    stderrTruncated: v.boolean(),
+    ...commandOutput,
     startedAt: v.number(), // ms
     durationMs: v.optional(v.number()),
     error: v.optional(v.string()),

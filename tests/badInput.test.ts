@@ -1,31 +1,17 @@
 // @vitest-environment node
 // Everything a client could send at every public function: each answer is a ConvexError with a
 // clear code, nothing is written, no sandbox is created.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api } from "../convex/_generated/api";
-import type { E2BEmulator } from "./emulator/e2bEmulator";
-import { applyTestEnv, convexErrorOf, newConvex, startEmulator, type TestConvex, useSimulatedClock } from "./helpers";
+import {
+  convexErrorOf,
+  emu,
+  t,
+  type TestConvex,
+  useHarness,
+} from "./helpers";
 
-let emu: E2BEmulator;
-let stopEmu: () => Promise<void>;
-let t: TestConvex;
-
-beforeAll(async () => {
-  ({ emu, stop: stopEmu } = await startEmulator());
-});
-afterAll(async () => {
-  await stopEmu();
-});
-beforeEach(() => {
-  emu.reset();
-  applyTestEnv({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
-  useSimulatedClock();
-  t = newConvex();
-});
-afterEach(() => {
-  vi.useRealTimers();
-  vi.unstubAllEnvs();
-});
+useHarness({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
 
 type Who = "anonymous" | "alice" | "bob";
 type Ctx = { aliceRun: string; stoppedRun: string; commandId: string };

@@ -1,5 +1,5 @@
 import { convexTest } from "convex-test";
-import { vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, vi } from "vitest";
 import schema from "../convex/schema";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { type E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
@@ -93,4 +93,32 @@ export async function convexErrorOf(p: Promise<unknown>): Promise<{ code: string
     throw new Error(`expected a ConvexError with a code, got: ${String(err)}`);
   }
   throw new Error("expected the call to fail");
+}
+
+// The harness every E2B-facing test file shares. ES module bindings are live: test files import
+// `t`, `emu` and `clock` and always see the current test's values.
+export let emu: E2BEmulator;
+export let t: TestConvex;
+export let clock: ReturnType<typeof useSimulatedClock>;
+
+/** One emulator per file; a fresh backend, test env and simulated clock per test. */
+export function useHarness(env: Record<string, string> = {}) {
+  let stop: () => Promise<void>;
+  beforeAll(async () => {
+    ({ emu, stop } = await startEmulator());
+  });
+  afterAll(async () => {
+    await stop();
+  });
+  beforeEach(() => {
+    emu.reset();
+    applyTestEnv(env);
+    clock = useSimulatedClock();
+    t = newConvex();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+    vi.unstubAllEnvs();
+  });
 }

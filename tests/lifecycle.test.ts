@@ -1,31 +1,25 @@
 // @vitest-environment node
 // The core promise, one story per test: a sandbox never outlives its run under any single
 // fault. Real Convex functions (convex-test) + the real e2b SDK over HTTP + the local emulator.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
 import crons from "../convex/crons";
-import type { E2BEmulator } from "./emulator/e2bEmulator";
 import {
   allRuns,
-  applyTestEnv,
+  clock,
   convexErrorOf,
+  emu,
   eventsOf,
   failNext,
   getRun,
   NAMESPACE,
-  newConvex,
-  startEmulator,
+  t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
-  type TestConvex,
-  useSimulatedClock,
+  useHarness,
 } from "./helpers";
 
-let emu: E2BEmulator;
-let stopEmu: () => Promise<void>;
-let t: TestConvex;
-let clock: ReturnType<typeof useSimulatedClock>;
 const alice = () => t.withIdentity({ subject: "alice" });
 
 const BOOT_MS = 60_000;
@@ -34,23 +28,7 @@ const start = (template?: string) =>
   alice().action(api.actions.startSandboxRun.startSandboxRun, template === undefined ? {} : { template });
 const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 
-beforeAll(async () => {
-  ({ emu, stop: stopEmu } = await startEmulator());
-});
-afterAll(async () => {
-  await stopEmu();
-});
-beforeEach(() => {
-  emu.reset();
-  applyTestEnv();
-  clock = useSimulatedClock();
-  t = newConvex();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-  vi.unstubAllEnvs();
-});
+useHarness();
 
 describe("startSandboxRun", () => {
   it("happy path: records, creates a tagged sandbox with a boot lifetime, then running with a running lifetime", async () => {

@@ -1,28 +1,21 @@
 // @vitest-environment node
 // The reconciling pass and the dead-man switch: whatever exists at E2B under our namespace is
 // killed unless a live run owns it; E2B's own lifetime is extended only while a run is active.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import type { E2BEmulator } from "./emulator/e2bEmulator";
 import {
-  applyTestEnv,
+  clock,
+  emu,
   eventsOf,
   getRun,
   NAMESPACE,
-  newConvex,
-  startEmulator,
+  t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
-  type TestConvex,
-  useSimulatedClock,
+  useHarness,
 } from "./helpers";
-
-let emu: E2BEmulator;
-let stopEmu: () => Promise<void>;
-let t: TestConvex;
-let clock: ReturnType<typeof useSimulatedClock>;
 
 const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const IDLE_MS = 600_000;
@@ -33,23 +26,7 @@ const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxe
 const tagged = (runId: string, ns = NAMESPACE) => ({ [TAG_NAMESPACE]: ns, [TAG_RUN_ID]: runId });
 const orphans = () => t.run((ctx) => ctx.db.query("orphanSandboxes").collect());
 
-beforeAll(async () => {
-  ({ emu, stop: stopEmu } = await startEmulator());
-});
-afterAll(async () => {
-  await stopEmu();
-});
-beforeEach(() => {
-  emu.reset();
-  applyTestEnv();
-  clock = useSimulatedClock();
-  t = newConvex();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-  vi.unstubAllEnvs();
-});
+useHarness();
 
 describe("reconcileSandboxes", () => {
   it("is registered as its own cron every minute", () => {

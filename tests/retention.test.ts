@@ -1,36 +1,22 @@
 // @vitest-environment node
 // Retention: finished runs (with events and commands) past SANDBOX_RETENTION_DAYS are deleted
 // in bounded batches by a daily cron; live runs and runs whose kill is still owed are kept.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import crons from "../convex/crons";
 import { purgeExpired } from "../convex/model/retention";
-import type { E2BEmulator } from "./emulator/e2bEmulator";
-import { applyTestEnv, getRun, newConvex, startEmulator, type TestConvex, useSimulatedClock } from "./helpers";
+import {
+  clock,
+  emu,
+  getRun,
+  t,
+  useHarness,
+} from "./helpers";
 
-let emu: E2BEmulator;
-let stopEmu: () => Promise<void>;
-let t: TestConvex;
-let clock: ReturnType<typeof useSimulatedClock>;
 const DAY_MS = 24 * 3_600_000;
 const alice = () => t.withIdentity({ subject: "alice" });
 
-beforeAll(async () => {
-  ({ emu, stop: stopEmu } = await startEmulator());
-});
-afterAll(async () => {
-  await stopEmu();
-});
-beforeEach(() => {
-  emu.reset();
-  applyTestEnv({ SANDBOX_RETENTION_DAYS: "30" });
-  clock = useSimulatedClock();
-  t = newConvex();
-});
-afterEach(() => {
-  vi.useRealTimers();
-  vi.unstubAllEnvs();
-});
+useHarness({ SANDBOX_RETENTION_DAYS: "30" });
 
 async function finishedRunWithHistory() {
   const { sandboxRunId } = await alice().action(api.actions.startSandboxRun.startSandboxRun, {});

@@ -1,27 +1,21 @@
 // @vitest-environment node
 // What a frontend does with typed api.* calls: ownership, idempotent start, quotas, stop,
 // heartbeat, commands (through the SDK and the emulator's envd), the event log and stats.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import type { E2BEmulator } from "./emulator/e2bEmulator";
 import {
   allRuns,
-  applyTestEnv,
+  clock,
   convexErrorOf,
+  emu,
   failNext,
   getRun,
-  newConvex,
-  startEmulator,
-  type TestConvex,
-  useSimulatedClock,
+  t,
+  useHarness,
 } from "./helpers";
 
-let emu: E2BEmulator;
-let stopEmu: () => Promise<void>;
-let t: TestConvex;
-let clock: ReturnType<typeof useSimulatedClock>;
 const as = (subject: string) => t.withIdentity({ subject });
 const alice = () => as("alice");
 const bob = () => as("bob");
@@ -32,23 +26,7 @@ const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxe
 const page = { numItems: 10, cursor: null };
 const IDLE_MS = 600_000;
 
-beforeAll(async () => {
-  ({ emu, stop: stopEmu } = await startEmulator());
-});
-afterAll(async () => {
-  await stopEmu();
-});
-beforeEach(() => {
-  emu.reset();
-  applyTestEnv();
-  clock = useSimulatedClock();
-  t = newConvex();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-  vi.unstubAllEnvs();
-});
+useHarness();
 
 describe("ownership", () => {
   it("another user's run answers exactly like a missing one, on every function", async () => {

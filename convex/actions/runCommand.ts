@@ -6,15 +6,12 @@ import { action } from "../_generated/server";
 import { checkCommand, requireOwner } from "../model/access";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+import { commandOutput } from "../schema";
 
 const result = v.object({
   commandId: v.id("commands"),
   status: v.union(v.literal("finished"), v.literal("timed_out")),
-  exitCode: v.optional(v.number()),
-  stdout: v.string(),
-  stderr: v.string(),
-  stdoutTruncated: v.boolean(),
-  stderrTruncated: v.boolean(),
+  ...commandOutput,
   durationMs: v.number(),
 });
 
