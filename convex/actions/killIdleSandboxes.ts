@@ -3,53 +3,70 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
-import type { SweepPage } from "../model/sweep";
+import type { KillOutcome } from "../model/status";
+import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
 import { killSandboxesByTag, killSandboxSafely, mapWithConcurrency, setSandboxLifetime } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
 
 type SweepResult = { killed: number; failed: number; extended: number; more: boolean };
+type Work = { kind: "kill"; claim: KillClaim } | { kind: "extend"; claim: ExtendClaim };
 
 /**
  * The cleanup sweep (cron, every minute): kills runs stuck booting, idle or past their max
  * lifetime, retries owed kills, and extends the E2B lifetime of active sandboxes. One page per
- * invocation; while a page is full it schedules the next one.
+ * invocation. A backlog drains in parallel lanes: when the cron's own run finds a full page it
+ * opens SANDBOX_SWEEP_PARALLEL_PAGES - 1 more lanes, and each lane takes its next page once its
+ * current one is done. Claims are leased, so lanes never work on the same run.
  */
 export const killIdleSandboxes = internalAction({
-  args: {},
+  args: { lane: v.optional(v.number()) },
   returns: v.object({ killed: v.number(), failed: v.number(), extended: v.number(), more: v.boolean() }),
-  handler: async (ctx): Promise<SweepResult> => {
+  handler: async (ctx, args): Promise<SweepResult> => {
     const c = getConfig();
+    const self = internal.actions.killIdleSandboxes.killIdleSandboxes;
     const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweep, {});
-    // The next page is claimed while this one's kills are in flight: claims are leased, so
-    // pages never overlap, and a large backlog drains at page-parallel speed.
-    if (page.more) await ctx.scheduler.runAfter(0, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
+    if (page.more && args.lane === undefined) {
+      for (let lane = 1; lane < c.sweepParallelPages; lane++) await ctx.scheduler.runAfter(0, self, { lane });
+    }
 
-    const kills = await mapWithConcurrency(page.kills, c.killConcurrency, async (k) => ({
-      runId: k.runId,
-      ...(k.sandboxId !== undefined
-        ? { sandboxId: k.sandboxId, kill: await killSandboxSafely(c, k.sandboxId) }
-        : { kill: (await killSandboxesByTag(c, k.runId, c.killConcurrency)).kill }),
-    }));
-    const extendsDone = await mapWithConcurrency(page.extends, c.killConcurrency, async (e) => {
-      const expiresAt = Date.now() + e.lifetimeMs;
-      const r = await setSandboxLifetime(c, e.sandboxId, e.lifetimeMs);
-      return {
-        runId: e.runId,
-        sandboxId: e.sandboxId,
-        outcome: r.outcome,
-        expiresAt,
-        ...(r.outcome === "failed" ? { error: `${r.kind}: ${r.message}` } : {}),
-      };
+    // Kills and extensions share one pool of SANDBOX_KILL_CONCURRENCY calls in flight.
+    const work: Work[] = [
+      ...page.kills.map((claim) => ({ kind: "kill" as const, claim })),
+      ...page.extends.map((claim) => ({ kind: "extend" as const, claim })),
+    ];
+    const kills: { runId: KillClaim["runId"]; sandboxId?: string; kill: KillOutcome }[] = [];
+    const extendsDone: { runId: ExtendClaim["runId"]; sandboxId: string; outcome: "extended" | "gone" | "failed"; expiresAt: number; error?: string }[] = [];
+    await mapWithConcurrency(work, c.killConcurrency, async (w) => {
+      if (w.kind === "kill") {
+        const k = w.claim;
+        kills.push(
+          k.sandboxId !== undefined
+            ? { runId: k.runId, sandboxId: k.sandboxId, kill: await killSandboxSafely(c, k.sandboxId) }
+            : { runId: k.runId, kill: (await killSandboxesByTag(c, k.runId, c.killConcurrency)).kill },
+        );
+      } else {
+        const e = w.claim;
+        const expiresAt = Date.now() + e.lifetimeMs;
+        const r = await setSandboxLifetime(c, e.sandboxId, e.lifetimeMs);
+        extendsDone.push({
+          runId: e.runId,
+          sandboxId: e.sandboxId,
+          outcome: r.outcome,
+          expiresAt,
+          ...(r.outcome === "failed" ? { error: `${r.kind}: ${r.message}` } : {}),
+        });
+      }
     });
-    // Kills are recorded in batches; a batch that fails to record leaves its runs "stopping",
-    // and the next sweep re-kills them (a 404 then confirms they are gone).
+    // Results are recorded in batches; a batch that fails to record leaves its runs "stopping",
+    // and a later sweep re-kills them (a 404 then confirms they are gone).
     for (let i = 0; i < Math.max(kills.length, extendsDone.length); i += RECORD_BATCH) {
       await ctx.runMutation(internal.lifecycle.recordSweep, {
         kills: kills.slice(i, i + RECORD_BATCH),
         extends: extendsDone.slice(i, i + RECORD_BATCH),
       });
     }
+    if (page.more) await ctx.scheduler.runAfter(0, self, { lane: args.lane ?? 0 });
     return {
       killed: kills.filter((k) => k.kill.outcome !== "failed").length,
       failed: kills.filter((k) => k.kill.outcome === "failed").length,

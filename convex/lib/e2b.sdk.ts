@@ -92,6 +92,22 @@ export function requireApiKey(c: Config): string {
   return c.e2bApiKey;
 }
 
+/**
+ * Bounds a control-plane call by its request timeout even if the SDK's own deadline does not
+ * fire (one slow call must never stall a sweep page).
+ */
+function withDeadline<T>(c: Config, call: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`no answer from E2B within ${c.e2bRequestTimeoutMs} ms`);
+      err.name = "TimeoutError";
+      reject(err);
+    }, c.e2bRequestTimeoutMs + 5_000);
+  });
+  return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+}
+
 function connection(c: Config) {
   requireApiKey(c);
   // requestTimeoutMs bounds the HTTP call; the sandbox's lifetime is a separate timeoutMs.
@@ -138,7 +154,7 @@ export function isE2BFailure(x: unknown): x is E2BFailure {
  */
 export async function killSandboxSafely(c: Config, sandboxId: string): Promise<KillOutcome> {
   try {
-    const existed = await Sandbox.kill(sandboxId, connection(c));
+    const existed = await withDeadline(c, Sandbox.kill(sandboxId, connection(c)));
     return { outcome: existed ? "killed" : "gone" };
   } catch (err) {
     const f = classifyE2BError(err);
@@ -167,7 +183,7 @@ export async function listTaggedSandboxes(
       limit: opts.limit ?? 100,
       ...(opts.nextToken ? { nextToken: opts.nextToken } : {}),
     });
-    const page = await paginator.nextItems();
+    const page = await withDeadline(c, paginator.nextItems());
     const items = page
       // The server filters by metadata; checking again costs nothing and guards the promise
       // "never touch a sandbox without this namespace's tag".
@@ -211,7 +227,7 @@ export type ExtendOutcome = { outcome: "extended" } | { outcome: "gone" } | Kill
 /** Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch). */
 export async function setSandboxLifetime(c: Config, sandboxId: string, lifetimeMs: number): Promise<ExtendOutcome> {
   try {
-    await Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c));
+    await withDeadline(c, Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c)));
     return { outcome: "extended" };
   } catch (err) {
     const f = classifyE2BError(err);
@@ -236,7 +252,7 @@ export async function mapWithConcurrency<T, R>(items: readonly T[], limit: numbe
 /** Asks E2B whether a sandbox still exists, without touching its lifetime (unlike connect). */
 export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive" | "gone" | "unknown"> {
   try {
-    await Sandbox.getInfo(sandboxId, connection(c));
+    await withDeadline(c, Sandbox.getInfo(sandboxId, connection(c)));
     return "alive";
   } catch (err) {
     return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";

@@ -43,6 +43,7 @@ const envSchema = z.object({
   SANDBOX_SWEEP_INTERVAL_MS: ms("SANDBOX_SWEEP_INTERVAL_MS", 60_000),
   SANDBOX_SWEEP_PAGE_SIZE: int("SANDBOX_SWEEP_PAGE_SIZE", 100, 1, 1_000),
   SANDBOX_KILL_CONCURRENCY: int("SANDBOX_KILL_CONCURRENCY", 16, 1, 256),
+  SANDBOX_SWEEP_PARALLEL_PAGES: int("SANDBOX_SWEEP_PARALLEL_PAGES", 4, 1, 32),
   // Per-request deadline for E2B control-plane calls; never confuse with a sandbox lifetime.
   E2B_REQUEST_TIMEOUT_MS: ms("E2B_REQUEST_TIMEOUT_MS", 30_000, 100),
   SANDBOX_MAX_ACTIVE_PER_USER: int("SANDBOX_MAX_ACTIVE_PER_USER", 3, 1, 1_000),
@@ -66,6 +67,7 @@ export type Config = {
   sweepIntervalMs: number;
   sweepPageSize: number;
   killConcurrency: number;
+  sweepParallelPages: number;
   e2bRequestTimeoutMs: number;
   maxActivePerUser: number;
   startsPerMinutePerUser: number;
@@ -125,6 +127,7 @@ export function getConfig(): Config {
     sweepIntervalMs: e.SANDBOX_SWEEP_INTERVAL_MS,
     sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
     killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
+    sweepParallelPages: e.SANDBOX_SWEEP_PARALLEL_PAGES,
     e2bRequestTimeoutMs: e.E2B_REQUEST_TIMEOUT_MS,
     maxActivePerUser: e.SANDBOX_MAX_ACTIVE_PER_USER,
     startsPerMinutePerUser: e.SANDBOX_STARTS_PER_MINUTE_PER_USER,

@@ -47,9 +47,13 @@ export async function transition(
   return { ...run, ...full } as Run;
 }
 
-/** Until when a claimed kill belongs to whoever claimed it, before a sweep may retry it (ms). */
-export function killLeaseUntil(c: Config, now: number): number {
-  return now + 2 * c.e2bRequestTimeoutMs + 10_000;
+/**
+ * Until when claimed kills belong to whoever claimed them, before a sweep may retry them (ms):
+ * long enough for `items` kills, `killConcurrency` at a time, each a list and a kill that may
+ * each take a whole request timeout.
+ */
+export function killLeaseUntil(c: Config, now: number, items = 1): number {
+  return now + Math.ceil(items / c.killConcurrency) * 2 * c.e2bRequestTimeoutMs + 30_000;
 }
 
 /** How long to wait before retrying a kill that failed `attempts` times (ms). */
