@@ -248,6 +248,31 @@ describe("killIdleSandboxes", () => {
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "idle" });
   });
 
+  it("a backlog drains in parallel lanes, with kills in flight bounded by lanes × concurrency", async () => {
+    vi.stubEnv("SANDBOX_SWEEP_PAGE_SIZE", "5");
+    vi.stubEnv("SANDBOX_KILL_CONCURRENCY", "2");
+    vi.stubEnv("SANDBOX_SWEEP_PARALLEL_PAGES", "3");
+    const ids = [];
+    for (let i = 0; i < 40; i++) ids.push(await start());
+    clock.advance(IDLE_MS + 1);
+    emu.setLatency("kill", 20);
+    let peak = 0;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
+    }, 2);
+    try {
+      expect(await sweep()).toMatchObject({ killed: 5, more: true });
+      await t.finishAllScheduledFunctions(() => {});
+    } finally {
+      clearInterval(sampler);
+    }
+    for (const { sandboxRunId } of ids) expect((await getRun(t, sandboxRunId)).status).toBe("stopped");
+    expect(emu.alive()).toHaveLength(0);
+    expect(emu.callCount("kill")).toBe(40);
+    expect(peak).toBeGreaterThan(2); // lanes really ran side by side ...
+    expect(peak).toBeLessThanOrEqual(3 * 2); // ... and never more than lanes × concurrency
+  });
+
   it("crons.ts registers the sweep every minute", () => {
     const job = (crons as unknown as { crons: Record<string, { name: string; schedule: { type: string; minutes?: number } }> }).crons
       .killIdleSandboxes;
