@@ -8,5 +8,6 @@ export default defineConfig({
     include: ["tests/**/*.test.ts"],
     server: { deps: { inline: ["convex-test"] } },
     testTimeout: 30_000,
+    reporters: ["default", "./tests/summaryReporter.ts"],
   },
 });
