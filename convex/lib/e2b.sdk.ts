@@ -111,7 +111,10 @@ function withDeadline<T>(c: Config, call: Promise<T>): Promise<T> {
 function connection(c: Config) {
   requireApiKey(c);
   // requestTimeoutMs bounds the HTTP call; the sandbox's lifetime is a separate timeoutMs.
-  return { apiKey: c.e2bApiKey!, requestTimeoutMs: c.e2bRequestTimeoutMs };
+  // retries: 0 — the SDK's 429 retry clones each request, and on Node 20 a cloned request can
+  // lose its abort signal after a GC (nodejs/undici#4068), hanging far past requestTimeoutMs;
+  // 429s are backed off by this backend instead (the create throttle, the kill back-off).
+  return { apiKey: c.e2bApiKey!, requestTimeoutMs: c.e2bRequestTimeoutMs, retries: 0 };
 }
 
 function failed(f: E2BFailure): KillOutcome {
@@ -133,11 +136,14 @@ export async function createTaggedSandbox(
 ): Promise<{ sandboxId: string }> {
   const conn = connection(c);
   try {
-    const sandbox = await Sandbox.create(args.template, {
-      ...conn,
-      timeoutMs: args.lifetimeMs,
-      metadata: { [TAG_NAMESPACE]: c.namespace, [TAG_RUN_ID]: args.runId },
-    });
+    const sandbox = await withDeadline(
+      c,
+      Sandbox.create(args.template, {
+        ...conn,
+        timeoutMs: args.lifetimeMs,
+        metadata: { [TAG_NAMESPACE]: c.namespace, [TAG_RUN_ID]: args.runId },
+      }),
+    );
     return { sandboxId: sandbox.sandboxId };
   } catch (err) {
     throw classifyE2BError(err);
@@ -295,7 +301,7 @@ export async function runSandboxCommand(
   const startedReal = performance.now();
   let sandbox: Sandbox;
   try {
-    sandbox = await Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs });
+    sandbox = await withDeadline(c, Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs }));
   } catch (err) {
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
