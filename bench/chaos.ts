@@ -1,0 +1,321 @@
+// `npm run bench:chaos [-- --runs 10000 --seed 1 --fault-rate 0.05]`
+//
+// A chaos BENCHMARK (not a test): N sandbox starts with random user activity, user stops and
+// minute-by-minute sweeps on a simulated clock, with faults injected on E2B and on the database
+// from one seeded plan, replayed against two strategies in this one process, each with its own
+// local E2B emulator (nothing reaches E2B's cloud or a Convex deployment):
+//   (a) ours: the real Convex functions (convex-test, in-process) + the real e2b SDK;
+//   (b) the seed system's strategy, re-enacted (bench/lib/chaosSeedStrategy.ts) + the real SDK.
+// Prints a side-by-side table and writes it to bench/results/chaos.md (+ chaos.json).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { DEFAULT_E2B_BACKOFF_MS } from "../convex/model/admission";
+import type { WorkloadResult } from "./lib/chaosDriver";
+import { oursEnv } from "./lib/chaosOurs";
+import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
+import { type ChaosOptions, T0 } from "./lib/chaosWorker";
+
+// ------------------------------------------------------------------ options
+const argv = process.argv.slice(2);
+function opt(name: string, def: number): number {
+  const i = argv.indexOf(`--${name}`);
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  const raw = eq ? eq.slice(name.length + 3) : i >= 0 ? argv[i + 1] : undefined;
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (!Number.isFinite(v)) throw new Error(`--${name} expects a number, got ${raw}`);
+  return v;
+}
+const known = [
+  "runs",
+  "seed",
+  "fault-rate",
+  "starts-per-second",
+  "owners",
+  "request-timeout-ms",
+  "heartbeat-every-s",
+  "drain-bound-min",
+  "prune-ended-after-min",
+];
+for (const a of argv) {
+  const name = a.startsWith("--") ? a.slice(2).split("=")[0]! : undefined;
+  if (name !== undefined && !known.includes(name))
+    throw new Error(`unknown option --${name} (known: ${known.map((k) => "--" + k).join(" ")})`);
+}
+const O: ChaosOptions = {
+  runs: Math.max(1, Math.floor(opt("runs", 2_000))),
+  seed: Math.floor(opt("seed", 1)),
+  faultRate: opt("fault-rate", 0.05),
+  startsPerSecond: opt("starts-per-second", 2),
+  owners: Math.max(1, Math.floor(opt("owners", 50))),
+  requestTimeoutMs: Math.max(100, Math.floor(opt("request-timeout-ms", 150))),
+  heartbeatEveryMs: Math.floor(opt("heartbeat-every-s", 60) * 1000),
+  drainBoundMs: Math.floor(opt("drain-bound-min", 120) * 60_000),
+  pruneEndedAfterMs: Math.floor(opt("prune-ended-after-min", 2) * 60_000),
+};
+// Fails fast on a bad --fault-rate, before any worker starts.
+makePlan({ ...O, runs: 1, t0: T0, backoffAfter429Ms: DEFAULT_E2B_BACKOFF_MS });
+const command = `npm run bench:chaos${argv.length ? " -- " + argv.join(" ") : ""}`;
+const realDate = new Date().toISOString();
+
+// ------------------------------------------------------------------ run: both strategies at once, one worker thread each
+const wallStart = performance.now();
+let warnings = 0;
+function runStrategy(strategy: "ours" | "seed"): Promise<WorkloadResult> {
+  process.stderr.write(`${strategy}: ${O.runs} starts …\n`);
+  return new Promise((resolve, reject) => {
+    // Worker threads do not inherit tsx's loader: register it in the worker, then load the module.
+    const entry = new URL("./lib/chaosWorker.ts", import.meta.url).href;
+    const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+    const w = new Worker(boot, { eval: true, workerData: { strategy, options: O } });
+    let result: WorkloadResult | undefined;
+    w.on("message", (m: { result: WorkloadResult; warnings: number }) => {
+      result = m.result;
+      warnings += m.warnings;
+      process.stderr.write(`${strategy}: done in ${(m.result.wallMs / 1000).toFixed(1)} s wall\n`);
+    });
+    w.on("error", reject);
+    w.on("exit", (code) => (result ? resolve(result) : reject(new Error(`${strategy} worker exited with code ${code} and no result`))));
+  });
+}
+const results = await Promise.all([runStrategy("ours"), runStrategy("seed")]);
+const totalWallS = (performance.now() - wallStart) / 1000;
+
+// ------------------------------------------------------------------ report
+const [ours, seed] = results as [WorkloadResult, WorkloadResult];
+const n = (x: number, d = 0) =>
+  Number.isFinite(x) ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }) : "—";
+const table = (head: string[], rows: (string | number)[][]) =>
+  [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+
+const main = table(
+  [
+    "strategy",
+    "sandboxes alive with no live run after drain",
+    "runs left non-terminal",
+    "longest orphan life (sim s)",
+    "orphan sandbox-seconds",
+    "E2B calls / start",
+    "wall time",
+  ],
+  results.map((r) => [
+    r.strategy,
+    r.orphans.aliveOrphansAtEnd,
+    r.orphans.nonTerminalRuns,
+    n(r.orphans.longestOrphanS, 1),
+    n(r.orphans.orphanSandboxSeconds, 0),
+    n(r.e2bCalls / O.runs, 2),
+    `${n(r.wallMs / 1000, 1)} s`,
+  ]),
+);
+
+const ratio =
+  seed.orphans.orphanSandboxSeconds > 0
+    ? ours.orphans.orphanSandboxSeconds / seed.orphans.orphanSandboxSeconds
+    : ours.orphans.orphanSandboxSeconds === 0
+      ? 0
+      : Number.POSITIVE_INFINITY;
+const goals: [string, string, string, boolean][] = [
+  ["sandboxes alive with no live run after drain", "0", String(ours.orphans.aliveOrphansAtEnd), ours.orphans.aliveOrphansAtEnd === 0],
+  ["runs left non-terminal", "0", String(ours.orphans.nonTerminalRuns), ours.orphans.nonTerminalRuns === 0],
+  [
+    "longest orphan life",
+    "≤ 120 s (one sweep interval + grace)",
+    `${n(ours.orphans.longestOrphanS, 1)} s`,
+    ours.orphans.longestOrphanS <= 120,
+  ],
+  [
+    "orphan sandbox-seconds",
+    `≤ 10 % of the seed's (${n(seed.orphans.orphanSandboxSeconds * 0.1, 0)})`,
+    `${n(ours.orphans.orphanSandboxSeconds, 0)} (${n(ratio * 100, 2)} %)`,
+    ratio <= 0.1,
+  ],
+  [
+    "workload drained (every run terminal, every sandbox dead)",
+    `within ${O.drainBoundMs / 60_000} min of the last start`,
+    ours.drained ? `after ${n(ours.drainedAfterLastStartS, 0)} s` : "NO",
+    ours.drained,
+  ],
+];
+const goalTable = table(
+  ["goal (ours)", "target", "ours", "met"],
+  goals.map(([g, tgt, v, ok]) => [g, tgt, v, ok ? "yes" : "**NO**"]),
+);
+
+const faultTable = table(
+  ["fault (rate each " + O.faultRate + ")", "planned", "injected: ours", "injected: seed"],
+  ALL_FAULTS.map((k) => [k, ours.planned[k], ours.injected[k], seed.injected[k]]),
+);
+
+const fmtCounts = (m: Record<string, number>) =>
+  Object.entries(m)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ") || "none";
+/** Timeouts on calls that carried no timeout fault: every one but a kill's, and kills beyond the injected ones. */
+const unplannedTimeouts = (r: WorkloadResult) =>
+  Object.entries(r.clientTimeouts).reduce((sum, [ep, v]) => sum + (ep === "kill" ? Math.max(0, v - r.injected.killTimeout) : v), 0);
+
+const ctx = table(
+  ["", "ours", "seed"],
+  [
+    ["starts ok / failed", `${ours.startsOk} / ${ours.startsFailed}`, `${seed.startsOk} / ${seed.startsFailed}`],
+    [
+      "heartbeats / user stops / sweep ticks",
+      `${ours.heartbeats} / ${ours.stopsIssued} / ${ours.sweeps}`,
+      `${seed.heartbeats} / ${seed.stopsIssued} / ${seed.sweeps}`,
+    ],
+    ["sandboxes created", ours.orphans.sandboxes, seed.orphans.sandboxes],
+    ["sandbox-seconds in total", n(ours.orphans.sandboxSeconds, 0), n(seed.orphans.sandboxSeconds, 0)],
+    ["orphaned sandboxes (any length)", ours.orphans.orphans, seed.orphans.orphans],
+    ["sandboxes alive at the end (any)", ours.orphans.aliveAtEnd, seed.orphans.aliveAtEnd],
+    [
+      "simulated span: last start / end",
+      `${n((ours.lastStartAt - T0) / 1000)} s / ${n((ours.endAt - T0) / 1000)} s`,
+      `${n((seed.lastStartAt - T0) / 1000)} s / ${n((seed.endAt - T0) / 1000)} s`,
+    ],
+    [
+      "drained after the last start",
+      ours.drained ? `${n(ours.drainedAfterLastStartS)} s` : "no",
+      seed.drained ? `${n(seed.drainedAfterLastStartS)} s` : "no",
+    ],
+    [
+      "E2B calls by endpoint",
+      Object.entries(ours.e2bCallsByEndpoint)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+      Object.entries(seed.e2bCallsByEndpoint)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    ],
+    ["create faults left queued (start never reached create)", ours.staleCreateFaults, seed.staleCreateFaults],
+    ["client-side request timeouts, by endpoint", fmtCounts(ours.clientTimeouts), fmtCounts(seed.clientTimeouts)],
+    ["… of which not injected (a busy event loop)", unplannedTimeouts(ours), unplannedTimeouts(seed)],
+    ...[...new Set([...Object.keys(ours.extra), ...Object.keys(seed.extra)])].map((k) => [
+      k,
+      String(ours.extra[k] ?? "—"),
+      String(seed.extra[k] ?? "—"),
+    ]),
+  ],
+);
+
+const envUsed = oursEnv({ requestTimeoutMs: O.requestTimeoutMs });
+const allMet = goals.every((g) => g[3]);
+const wallOf = (r: WorkloadResult) =>
+  `${n(r.wallMs / 1000, 1)} s (starts ${n(r.wallByStep.starts, 0)}, stops ${n(r.wallByStep.stops, 0)}, heartbeats ${n(
+    r.wallByStep.heartbeats,
+    0,
+  )}, sweeps ${n(r.wallByStep.sweeps, 0)})`;
+const section = `## \`${command}\`
+
+- date: ${realDate}; machine: \`nproc\` = ${availableParallelism()}, node ${process.version}, ${process.platform}/${process.arch}
+- workload: ${O.runs} starts (plan seed ${O.seed}, fault rate ${O.faultRate}), ${O.startsPerSecond} per simulated second by ${O.owners} users
+  (after a create answered 429 the next start waits out the ${DEFAULT_E2B_BACKOFF_MS / 1000} s back-off); heartbeats every
+  ${O.heartbeatEveryMs / 1000} s while a user is active; sweeps every simulated minute; drain bound ${O.drainBoundMs / 60_000} simulated min.
+- ours: production defaults except ${Object.entries(envUsed)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(", ")}; ended runs pruned ${O.pruneEndedAfterMs < 0 ? "never" : `${O.pruneEndedAfterMs / 60_000} simulated min after they ended`}.
+- wall time: **${n(totalWallS, 1)} s** in total; both strategies ran at once, one worker thread each — ours ${wallOf(ours)},
+  seed ${wallOf(seed)}.
+- goals: **${allMet ? "all met" : "NOT all met"}**
+
+${main}
+
+${goalTable}
+
+${faultTable}
+
+${ctx}
+`;
+
+const HOW_TO_READ = `## How to read it
+
+- **What runs**: \`npm run bench:chaos\` replays one seeded plan against two strategies in one process, each in its own
+  worker thread (own event loop, own simulated clock, own env) with its own local E2B emulator; nothing reaches E2B's cloud
+  or a Convex deployment. (a) **ours**: the real functions of \`convex/\` in-process (convex-test, the module map of
+  \`scripts/lib/inProcess.ts\` with memoized loaders) and the real \`e2b\` SDK over HTTP; both crons
+  (killIdleSandboxes, then reconcileSandboxes) every simulated minute with their self-scheduled continuations drained.
+  (b) **seed**: the seed system re-enacted from /work/shared/seed (bench/lib/chaosSeedStrategy.ts): record → create → one
+  update (sandboxId + running); failure path records "failed" then kills; kill = connect + kill, every error = gone;
+  sweep cancels stuck-booting runs without a kill and kills idle runs; no tags, no reconciler. Same real SDK.
+- **Workload per run**: 40 % idle after the start, 35 % active 1–30 min, 5 % active 50–75 min (past the 1 h max lifetime),
+  20 % press stop after 5 s–15 min. A start that failed is not touched again by its user.
+- **Orphan**: a sandbox alive while no non-terminal run owns it. A run owns a sandbox when it records its id, or — for a
+  strategy whose own code can find sandboxes by tag (ours: \`convexRunId\`) — when it records no id yet and the sandbox
+  carries its tag. The seed tags nothing, so a sandbox whose id it never stored is an orphan from birth. Lifetimes come
+  from the emulator (\`startedAt\` / \`diedAt\`, simulated clock). "Orphan sandbox-seconds" sums those lives.
+- **E2B calls / start**: every HTTP call the strategy's emulator saw (creates, kills, lists, lifetime extensions,
+  connects…) divided by the number of starts.
+- **Faults**: one plan, drawn per start index from the plan seed (start i has the same faults whatever --runs is, and
+  both strategies get the same). The ten start-path faults are alternatives (at most one per start, each with the
+  fault rate); kill500, killTimeout and list500 are drawn independently and queued on the strategy's emulator when that
+  start is issued, so they hit the next such call whoever makes it (the seed never lists: list500 never reaches it).
+  "injected" counts faults that really fired. How each is made: create 500/429/503 and a lost create response
+  (E2B creates, then drops the connection) are emulator faults on the next create; a database failure swaps the
+  registered function's \`_handler\` for one call (seed: its in-memory write throws); "action dies after create" =
+  storeSandboxId throws, E2B_API_URL then points at a closed port for the rest of that action (so the failure path's
+  kill fails) and recordKill throws (seed: nothing after its create runs); recordKillFails = markRunRunning and then
+  the failure path's record both throw; recordStartRefusalFails = a 429 and then its record throws; killTimeout = E2B
+  answers (and kills) only 20 ms after the client's request deadline, so the caller sees a timeout while the kill
+  happens (the driver lets the late answer land before simulated time moves on). A plain \`hang\` is not used: with
+  e2b 2.51 on Node 20 a garbage collection during the call can detach the SDK's timeout signal (nodejs/undici#4068,
+  through the SDK's \`Request.clone()\`), and the hung call then waits for undici's 300 s headers timeout.
+- **Client-side timeouts not injected**: requests the SDK abandoned at E2B_REQUEST_TIMEOUT_MS although no fault delayed
+  them (the worker's event loop was busy for longer than that, e.g. under load): unplanned chaos, counted separately.
+- **Seed assumptions** (the seed document is silent): sandboxes get the SDK's default lifetime (300 s); heartbeats
+  extend nothing; stuck-booting = 60 s and idle = 10 min like ours; a user stop kills with the seed's helper, then marks
+  the run stopped; same request timeout as ours.
+- **Harness artefact, ours**: convex-test has no real indexes (every index range scans its whole table), so ended runs
+  are deleted from the table a couple of simulated minutes after they end (like the retention cron, sooner), after their
+  final state is archived for the report. A late call about a deleted run sees "missing" instead of "terminal", which
+  every function treats alike (the reconciler would kill a listed sandbox as run_missing instead of run_ended).
+  \`--prune-ended-after-min -1\` turns it off (slower, same results).
+- Options: \`--runs N\` (2000) \`--seed S\` (1) \`--fault-rate R\` (0.05, at most 0.1) \`--starts-per-second\` (2)
+  \`--owners\` (50) \`--request-timeout-ms\` (150) \`--heartbeat-every-s\` (60) \`--drain-bound-min\` (120)
+  \`--prune-ended-after-min\` (2).
+`;
+
+// chaos.md keeps the latest result of every distinct command (e.g. the default and --runs 10000), from chaos.json.
+const here = dirname(fileURLToPath(import.meta.url));
+const outDir = join(here, "results");
+mkdirSync(outDir, { recursive: true });
+type Saved = {
+  version: 1;
+  runs: Record<
+    string,
+    { runs: number; date: string; section: string; options: ChaosOptions; totalWallS: number; results: WorkloadResult[] }
+  >;
+};
+let saved: Saved = { version: 1, runs: {} };
+try {
+  const prev = JSON.parse(readFileSync(join(outDir, "chaos.json"), "utf8")) as Partial<Saved>;
+  if (prev.version === 1 && prev.runs) saved = prev as Saved;
+} catch {
+  // first run, or an older format: start afresh
+}
+saved.runs[command] = { runs: O.runs, date: realDate, section, options: O, totalWallS, results };
+const sections = Object.values(saved.runs)
+  .sort((a, b) => a.runs - b.runs || a.date.localeCompare(b.date))
+  .map((r) => r.section);
+writeFileSync(
+  join(outDir, "chaos.md"),
+  `# Chaos benchmark: ours vs the seed strategy\n\nThe latest result of each command; regenerate with the command shown.\n\n${sections.join("\n")}\n${HOW_TO_READ}`,
+);
+writeFileSync(join(outDir, "chaos.json"), JSON.stringify(saved, null, 2) + "\n");
+
+console.log(`\n${command}   (${O.runs} starts, plan seed ${O.seed}, fault rate ${O.faultRate})`);
+console.log(`wall ${n(totalWallS, 1)} s — ours ${wallOf(ours)}, seed ${wallOf(seed)}\n`);
+console.log(main + "\n");
+console.log(goalTable + "\n");
+console.log(faultTable + "\n");
+console.log(ctx + "\n");
+console.log(`written: bench/results/chaos.md, bench/results/chaos.json (${warnings} console warnings from ours suppressed)`);
+console.log(allMet ? "all goals met" : "SOME GOALS NOT MET");
+process.exit(0);

@@ -1,0 +1,332 @@
+// The chaos benchmark's workload driver: one simulated timeline of starts, heartbeats, user
+// stops and cron sweeps, replayed identically against each strategy. It injects the E2B-side
+// faults (on the strategy's own emulator); the strategy injects its database-side faults.
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import type { E2BEmulator, EmulatedSandbox, FaultSpec } from "../../tests/emulator/e2bEmulator";
+import { ALL_FAULTS, type BackgroundFault, type FaultKind, type StartFault, type StartPlan } from "./chaosPlan";
+import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
+
+export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
+
+export interface Strategy {
+  readonly name: string;
+  readonly emu: E2BEmulator;
+  /** May tag-based ownership (rule (b) in chaosMetrics) count for this strategy's sandboxes? */
+  readonly tagOwns: boolean;
+  /** Database-side faults this strategy actually threw, by kind. */
+  readonly injected: Record<FaultKind, number>;
+  start(p: StartPlan): Promise<StartOutcome>;
+  /** The user's page pings; "done" when the run is no longer live (the page stops pinging). */
+  heartbeat(p: StartPlan, runId: string): Promise<"continue" | "done">;
+  stop(p: StartPlan, runId: string): Promise<void>;
+  /** One cron tick: every sweep the strategy has, with its continuations drained. */
+  sweep(): Promise<void>;
+  /** Every run terminal? */
+  allRunsTerminal(): Promise<boolean>;
+  finalRuns(): Promise<RunFinal[]>;
+  /** The run a sandbox belongs to; `startIndex` is the start whose create made it. */
+  runOfSandbox(s: EmulatedSandbox, startIndex: number | undefined): string | undefined;
+  /** Strategy-specific counters for the report. */
+  extra(): Promise<Record<string, number | string>>;
+  close(): Promise<void>;
+}
+
+export type DriverOptions = {
+  clock: { now(): number; set(ms: number): void };
+  t0: number;
+  sweepIntervalMs: number;
+  heartbeatEveryMs: number;
+  /** the strategies' E2B request deadline (real ms): what an injected timeout costs */
+  requestTimeoutMs: number;
+  /** give up this long after the last start if the workload has not drained */
+  drainBoundMs: number;
+  progress?: (msg: string) => void;
+};
+
+export type WorkloadResult = {
+  strategy: string;
+  wallMs: number;
+  startsOk: number;
+  startsFailed: number;
+  stopsIssued: number;
+  heartbeats: number;
+  sweeps: number;
+  lastStartAt: number;
+  endAt: number;
+  drained: boolean;
+  drainedAfterLastStartS: number;
+  e2bCalls: number;
+  e2bCallsByEndpoint: Record<string, number>;
+  planned: Record<FaultKind, number>;
+  injected: Record<FaultKind, number>;
+  staleCreateFaults: number;
+  /** real time spent in each kind of step, s */
+  wallByStep: { starts: number; stops: number; heartbeats: number; sweeps: number };
+  /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
+  clientTimeouts: Record<string, number>;
+  orphans: OrphanReport;
+  extra: Record<string, number | string>;
+};
+
+const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
+  create500: { status: 500, message: "chaos: internal error" },
+  create429: { status: 429, message: "chaos: rate limited" },
+  create503: { status: 503, message: "chaos: service unavailable" },
+  createResponseLost: { dropResponse: true },
+  recordStartRefusalFails: { status: 429, message: "chaos: rate limited" },
+};
+
+/**
+ * killTimeout: E2B answers (and performs the kill) only `timeoutSlackMs` after the client's
+ * request deadline. Not the emulator's `hang`: with e2b 2.51 on Node 20 a garbage collection
+ * during the call can detach the SDK's timeout signal (nodejs/undici#4068, via the SDK's
+ * Request.clone()), and a hung call then waits for undici's 300 s headersTimeout. A late answer
+ * bounds that; the driver waits for it before simulated time moves on, so the kill lands in the
+ * same simulated instant, as with `hang`.
+ */
+function backgroundFault(b: BackgroundFault, requestTimeoutMs: number): { endpoint: "kill" | "list"; spec: FaultSpec } {
+  if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
+  if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
+  return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
+}
+
+/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat), then index. */
+type Ev = { at: number; kind: 0 | 1 | 2; i: number };
+class Heap {
+  private a: Ev[] = [];
+  get size() {
+    return this.a.length;
+  }
+  private less(x: Ev, y: Ev) {
+    return x.at !== y.at ? x.at < y.at : x.kind !== y.kind ? x.kind < y.kind : x.i < y.i;
+  }
+  push(e: Ev) {
+    const a = this.a;
+    a.push(e);
+    let k = a.length - 1;
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (!this.less(a[k]!, a[p]!)) break;
+      [a[k], a[p]] = [a[p]!, a[k]!];
+      k = p;
+    }
+  }
+  peek(): Ev | undefined {
+    return this.a[0];
+  }
+  pop(): Ev | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      let k = 0;
+      for (;;) {
+        const l = 2 * k + 1;
+        const r = l + 1;
+        let m = k;
+        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+        if (m === k) break;
+        [a[k], a[m]] = [a[m]!, a[k]!];
+        k = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** The control-plane endpoint of an SDK request, as the emulator names it. */
+function endpointOf(method: string, path: string): string {
+  const p = path.split("?")[0]!;
+  if (p === "/v2/sandboxes") return method === "POST" ? "create" : "list";
+  if (p.endsWith("/connect")) return "connect";
+  if (p.endsWith("/timeout")) return "setTimeout";
+  if (p.endsWith("/pause")) return "pause";
+  if (p.startsWith("/sandboxes/")) return method === "DELETE" ? "kill" : "getInfo";
+  return "other";
+}
+
+const zero = (): Record<FaultKind, number> => Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
+
+export async function runWorkload(strat: Strategy, plans: readonly StartPlan[], o: DriverOptions): Promise<WorkloadResult> {
+  const wallStart = performance.now();
+  const emu = strat.emu;
+  const clientTimeouts: Record<string, number> = {};
+  const onRequestError = (m: unknown) => {
+    const { request, error } = m as { request?: { method?: string; path?: string }; error?: { name?: string } };
+    if (error?.name !== "TimeoutError" || !request?.path) return;
+    const ep = endpointOf(request.method ?? "GET", request.path);
+    clientTimeouts[ep] = (clientTimeouts[ep] ?? 0) + 1;
+  };
+  subscribe("undici:request:error", onRequestError);
+  try {
+    return await drive();
+  } finally {
+    unsubscribe("undici:request:error", onRequestError);
+  }
+
+  async function drive(): Promise<WorkloadResult> {
+    o.clock.set(o.t0);
+    const heap = new Heap();
+    for (const p of plans) heap.push({ at: p.at, kind: 0, i: p.index });
+    const runIds = new Map<number, string>();
+    const planned = zero();
+    const injectedE2B = zero();
+    /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
+    const createdBy: number[] = [];
+    let startsOk = 0;
+    let startsDone = 0;
+    let startsFailed = 0;
+    let stopsIssued = 0;
+    let heartbeats = 0;
+    let sweeps = 0;
+    let staleCreateFaults = 0;
+    const lastStartAt = plans.length > 0 ? plans[plans.length - 1]!.at : o.t0;
+    const bound = lastStartAt + o.drainBoundMs;
+    let nextSweep = o.t0 + o.sweepIntervalMs;
+    let drained = false;
+    let drainedAt = Number.NaN;
+    let lastReport = performance.now();
+
+    const wallByStep = { starts: 0, stops: 0, heartbeats: 0, sweeps: 0 };
+    /** Waits until E2B has answered every late-answered (killTimeout) call made since `from`. */
+    const settle = async (from: number) => {
+      for (let k = from; k < emu.calls.length; k++) {
+        const c = emu.calls[k]!;
+        while (c.fault?.delayMs !== undefined && c.status === 0) await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+
+    for (;;) {
+      const ev = heap.peek();
+      if (nextSweep <= (ev?.at ?? Number.POSITIVE_INFINITY)) {
+        if (nextSweep > bound) break;
+        o.clock.set(nextSweep);
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        await strat.sweep();
+        await settle(callsBefore);
+        wallByStep.sweeps += (performance.now() - t) / 1000;
+        sweeps++;
+        nextSweep += o.sweepIntervalMs;
+        if (startsDone === plans.length && emu.alive().length === 0 && (await strat.allRunsTerminal())) {
+          drained = true;
+          drainedAt = o.clock.now();
+          break;
+        }
+        if (o.progress && performance.now() - lastReport > 10_000) {
+          lastReport = performance.now();
+          const done = startsDone;
+          o.progress(
+            `${strat.name}: t+${Math.round((o.clock.now() - o.t0) / 1000)}s, ${done}/${plans.length} starts, ` +
+              `${emu.alive().length} sandboxes alive, ${Math.round((performance.now() - wallStart) / 1000)}s wall`,
+          );
+        }
+        continue;
+      }
+      heap.pop();
+      o.clock.set(ev!.at);
+      const p = plans[ev!.i]!;
+      if (ev!.kind === 0) {
+        // ---- a start, with its planned faults
+        for (const b of p.background) {
+          planned[b]++;
+          const f = backgroundFault(b, o.requestTimeoutMs);
+          emu.fault(f.endpoint, f.spec);
+        }
+        const createFault = p.startFault ? CREATE_FAULT[p.startFault] : undefined;
+        if (p.startFault) planned[p.startFault]++;
+        if (createFault) emu.fault("create", createFault);
+        const before = emu.calls.length;
+        const t = performance.now();
+        const r = await strat.start(p);
+        await settle(before);
+        wallByStep.starts += (performance.now() - t) / 1000;
+        startsDone++;
+        let faultedCreates = 0;
+        for (let k = before; k < emu.calls.length; k++) {
+          const c = emu.calls[k]!;
+          if (c.endpoint !== "create") continue;
+          if (c.fault) faultedCreates++;
+          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
+        }
+        if (createFault) {
+          if (faultedCreates > 0) injectedE2B[p.startFault!]++;
+          else staleCreateFaults++; // the start never reached its create: the fault now waits for the next one
+        }
+        if (r.ok) {
+          startsOk++;
+          runIds.set(p.index, r.runId);
+          const b = p.behaviour;
+          if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
+          const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
+          if (o.heartbeatEveryMs < until) heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index });
+        } else {
+          startsFailed++;
+        }
+      } else if (ev!.kind === 1) {
+        stopsIssued++;
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        await strat.stop(p, runIds.get(p.index)!);
+        await settle(callsBefore);
+        wallByStep.stops += (performance.now() - t) / 1000;
+      } else {
+        heartbeats++;
+        const b = p.behaviour;
+        const until = p.at + (b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0);
+        const t = performance.now();
+        const next =
+          (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue" ? ev!.at + o.heartbeatEveryMs : Number.POSITIVE_INFINITY;
+        wallByStep.heartbeats += (performance.now() - t) / 1000;
+        if (next < until) heap.push({ at: next, kind: 2, i: p.index });
+      }
+    }
+
+    const endAt = o.clock.now();
+    // Faults that E2B actually served (background ones hit whichever call came next).
+    for (const c of emu.calls) {
+      if (!c.fault) continue;
+      if (c.endpoint === "kill") injectedE2B[c.fault.delayMs !== undefined ? "killTimeout" : "kill500"]++;
+      else if (c.endpoint === "list") injectedE2B.list500++;
+    }
+    const injected = zero();
+    for (const k of ALL_FAULTS) injected[k] = injectedE2B[k] + strat.injected[k];
+    // recordStartRefusalFails is both a 429 and a failed record: count it once, when the record threw.
+    injected.recordStartRefusalFails = strat.injected.recordStartRefusalFails;
+
+    const all = emu.all();
+    const lives: SandboxLife[] = all.map((s, k) => ({
+      sandboxId: s.sandboxID,
+      runId: strat.runOfSandbox(s, createdBy[k]),
+      startedAt: s.startedAt,
+      diedAt: s.diedAt,
+    }));
+    const finals = await strat.finalRuns();
+    const byEndpoint: Record<string, number> = {};
+    for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
+    return {
+      strategy: strat.name,
+      wallMs: performance.now() - wallStart,
+      startsOk,
+      startsFailed,
+      stopsIssued,
+      heartbeats,
+      sweeps,
+      lastStartAt,
+      endAt,
+      drained,
+      drainedAfterLastStartS: drained ? (drainedAt - lastStartAt) / 1000 : Number.NaN,
+      e2bCalls: emu.calls.length,
+      e2bCallsByEndpoint: byEndpoint,
+      planned,
+      injected,
+      staleCreateFaults,
+      clientTimeouts,
+      wallByStep,
+      orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      extra: await strat.extra(),
+    };
+  }
+}

@@ -1,0 +1,78 @@
+// Orphan accounting for the chaos benchmark, the same for both strategies.
+//
+// A sandbox is OWNED at time t when a run that is not terminal at t
+//   (a) records this sandbox's id, or
+//   (b) records no sandbox id yet and is the run this sandbox is TAGGED with — only for a
+//       strategy whose own code can find sandboxes by that tag (ours: `convexRunId`; the seed
+//       tags nothing, so (b) never applies to it).
+// An ORPHAN is a sandbox alive while nothing owns it. A run records at most one sandbox id
+// (both strategies store it once), so ownership is one interval [birth, end of the owner run),
+// and the orphan interval is [that end, death) — or [birth, death) when no run ever owned it.
+
+export type SandboxLife = {
+  sandboxId: string;
+  /** the run this sandbox belongs to (from its metadata; see the strategy for which key) */
+  runId: string | undefined;
+  startedAt: number;
+  diedAt: number | undefined;
+};
+
+export type RunFinal = {
+  runId: string;
+  sandboxId: string | undefined;
+  terminal: boolean;
+  endedAt: number | undefined;
+};
+
+export type OrphanReport = {
+  sandboxes: number;
+  sandboxSeconds: number;
+  aliveAtEnd: number;
+  aliveOrphansAtEnd: number;
+  orphans: number;
+  longestOrphanS: number;
+  orphanSandboxSeconds: number;
+  nonTerminalRuns: number;
+  /** sandboxes whose tagged run records a different sandbox id (never expected) */
+  foreign: number;
+};
+
+export function orphanReport(
+  sandboxes: readonly SandboxLife[],
+  runs: readonly RunFinal[],
+  opts: { endAt: number; tagOwns: boolean },
+): OrphanReport {
+  const byId = new Map(runs.map((r) => [r.runId, r]));
+  const r: OrphanReport = {
+    sandboxes: sandboxes.length,
+    sandboxSeconds: 0,
+    aliveAtEnd: 0,
+    aliveOrphansAtEnd: 0,
+    orphans: 0,
+    longestOrphanS: 0,
+    orphanSandboxSeconds: 0,
+    nonTerminalRuns: runs.filter((x) => !x.terminal).length,
+    foreign: 0,
+  };
+  for (const s of sandboxes) {
+    const death = s.diedAt ?? opts.endAt;
+    r.sandboxSeconds += Math.max(0, death - s.startedAt) / 1000;
+    if (s.diedAt === undefined) r.aliveAtEnd++;
+    const run = s.runId !== undefined ? byId.get(s.runId) : undefined;
+    let ownedUntil = s.startedAt;
+    if (run && (run.sandboxId === s.sandboxId || (run.sandboxId === undefined && opts.tagOwns))) {
+      ownedUntil = run.terminal ? (run.endedAt ?? s.startedAt) : Number.POSITIVE_INFINITY;
+    } else if (run && run.sandboxId !== undefined && run.sandboxId !== s.sandboxId) {
+      r.foreign++;
+    }
+    const from = Math.max(s.startedAt, ownedUntil);
+    if (death > from) {
+      r.orphans++;
+      const life = (death - from) / 1000;
+      r.orphanSandboxSeconds += life;
+      r.longestOrphanS = Math.max(r.longestOrphanS, life);
+      if (s.diedAt === undefined) r.aliveOrphansAtEnd++;
+    }
+  }
+  return r;
+}

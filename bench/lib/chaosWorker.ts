@@ -1,0 +1,85 @@
+// One strategy of the chaos benchmark, in its own worker thread of the benchmark's process: its
+// own event loop (an injected timeout or a busy convex-test transaction in one strategy never
+// delays the other's HTTP calls), its own simulated clock (each worker has its own `Date`) and
+// its own copy of process.env. Both workers build the same plan from the same options.
+import { parentPort, workerData } from "node:worker_threads";
+import { E2B } from "e2b";
+import { E2BEmulator } from "../../tests/emulator/e2bEmulator";
+import { DEFAULT_E2B_BACKOFF_MS } from "../../convex/model/admission";
+import { installSimulatedClock } from "../../scripts/lib/inProcess";
+import { runWorkload, type Strategy } from "./chaosDriver";
+import { oursStrategy } from "./chaosOurs";
+import { makePlan } from "./chaosPlan";
+import { seedStrategy } from "./chaosSeedStrategy";
+
+export type ChaosOptions = {
+  runs: number;
+  seed: number;
+  faultRate: number;
+  startsPerSecond: number;
+  owners: number;
+  requestTimeoutMs: number;
+  heartbeatEveryMs: number;
+  drainBoundMs: number;
+  /** ours: delete runs this long after they ended (convex-test scans whole tables); <0 = never */
+  pruneEndedAfterMs: number;
+};
+
+export const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
+export const SWEEP_INTERVAL_MS = 60_000; // convex/crons.ts: both crons every minute
+
+/**
+ * The SDK loads undici and builds its HTTP agent on its first call, inside that call's request
+ * deadline: with a 150 ms deadline the first create would time out. Warm it up against a
+ * throwaway emulator, so that no call of the workload (and no count) is affected.
+ */
+async function warmUp() {
+  const emu = await E2BEmulator.start({ apiKey: "warm-up" });
+  try {
+    const sdk = new E2B({ apiKey: "warm-up", apiUrl: emu.url, sandboxUrl: emu.url } as ConstructorParameters<typeof E2B>[0]);
+    for (let i = 0; i < 3; i++) {
+      const s = await sdk.Sandbox.create("base");
+      await sdk.Sandbox.kill(s.sandboxId);
+    }
+  } finally {
+    await emu.stop();
+  }
+}
+
+async function main() {
+  const { strategy, options: O } = workerData as { strategy: "ours" | "seed"; options: ChaosOptions };
+  let warnings = 0;
+  console.warn = () => void warnings++; // ours logs each cleanup it leaves to the sweep: expected under chaos
+  const plans = makePlan({
+    runs: O.runs,
+    seed: O.seed,
+    faultRate: O.faultRate,
+    startsPerSecond: O.startsPerSecond,
+    owners: O.owners,
+    t0: T0,
+    backoffAfter429Ms: DEFAULT_E2B_BACKOFF_MS,
+  });
+  await warmUp();
+  const clock = installSimulatedClock(T0);
+  const strat: Strategy =
+    strategy === "ours"
+      ? await oursStrategy({ owners: O.owners, requestTimeoutMs: O.requestTimeoutMs, pruneEndedAfterMs: O.pruneEndedAfterMs })
+      : await seedStrategy({ requestTimeoutMs: O.requestTimeoutMs, bootTimeoutMs: 60_000, idleTimeoutMs: 600_000, killConcurrency: 16 });
+  try {
+    const result = await runWorkload(strat, plans, {
+      clock,
+      t0: T0,
+      sweepIntervalMs: SWEEP_INTERVAL_MS,
+      heartbeatEveryMs: O.heartbeatEveryMs,
+      requestTimeoutMs: O.requestTimeoutMs,
+      drainBoundMs: O.drainBoundMs,
+      progress: (m) => process.stderr.write(`  … ${m}\n`),
+    });
+    parentPort!.postMessage({ result, warnings });
+  } finally {
+    await strat.close();
+    clock.restore();
+  }
+}
+
+if (parentPort) await main();
