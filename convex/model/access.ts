@@ -1,5 +1,5 @@
 import { ConvexError } from "convex/values";
-import type { Doc, Id } from "../_generated/dataModel";
+import type { Doc } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
 import type { Auth } from "convex/server";
 import { getConfig } from "./config";
@@ -57,4 +57,3 @@ export function checkCommand(command: string, timeoutMs: number | undefined): nu
   return timeoutMs;
 }
 
-export type RunId = Id<"sandboxRuns">;

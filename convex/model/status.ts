@@ -36,7 +36,6 @@ export const TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
 };
 
 export const TERMINAL: readonly RunStatus[] = ["stopped", "failed"];
-export const ACTIVE: readonly RunStatus[] = ["booting", "running", "stopping"];
 
 export function isTerminal(s: RunStatus): boolean {
   return TERMINAL.includes(s);
