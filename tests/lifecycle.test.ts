@@ -273,6 +273,20 @@ describe("killIdleSandboxes", () => {
     expect(peak).toBeLessThanOrEqual(3 * 2); // ... and never more than lanes × concurrency
   });
 
+  it("honours E2B's 429: after a rate-limited kill, the page's next kills wait", async () => {
+    vi.stubEnv("SANDBOX_KILL_CONCURRENCY", "1");
+    const runs = [await start(), await start(), await start()];
+    clock.advance(IDLE_MS + 1);
+    emu.fault("kill", { status: 429 });
+    const began = performance.now();
+    const r = await sweep();
+    const elapsedMs = performance.now() - began;
+    expect(r).toMatchObject({ killed: 2, failed: 1 });
+    expect(elapsedMs).toBeGreaterThanOrEqual(1_000);
+    const owed = await Promise.all(runs.map(({ sandboxRunId }) => getRun(t, sandboxRunId)));
+    expect(owed.filter((run) => run.status === "stopping")).toMatchObject([{ lastKillError: expect.stringContaining("rate_limited") }]);
+  });
+
   it("crons.ts registers the sweep every minute", () => {
     const job = (crons as unknown as { crons: Record<string, { name: string; schedule: { type: string; minutes?: number } }> }).crons
       .killIdleSandboxes;

@@ -8,6 +8,8 @@ import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
 import { killSandboxesByTag, killSandboxSafely, mapWithConcurrency, setSandboxLifetime } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
+/** After E2B answers 429, this page's next calls wait this long (the SDK does not expose Retry-After). */
+const RATE_LIMIT_PAUSE_MS = 1_000;
 
 type SweepResult = { killed: number; failed: number; extended: number; more: boolean };
 type Work = { kind: "kill"; claim: KillClaim } | { kind: "extend"; claim: ExtendClaim };
@@ -35,6 +37,16 @@ export const killIdleSandboxes = internalAction({
       ...page.kills.map((claim) => ({ kind: "kill" as const, claim })),
       ...page.extends.map((claim) => ({ kind: "extend" as const, claim })),
     ];
+    // Honour E2B's 429s: once one call is rate limited, the page's next calls wait a moment,
+    // while calls already in flight finish undisturbed.
+    let pausedUntil = 0;
+    const paced = async <T extends { outcome: string; kind?: string }>(call: () => Promise<T>): Promise<T> => {
+      const wait = pausedUntil - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const r = await call();
+      if (r.outcome === "failed" && r.kind === "rate_limited") pausedUntil = performance.now() + RATE_LIMIT_PAUSE_MS;
+      return r;
+    };
     const kills: { runId: KillClaim["runId"]; sandboxId?: string; kill: KillOutcome }[] = [];
     const extendsDone: { runId: ExtendClaim["runId"]; sandboxId: string; outcome: "extended" | "gone" | "failed"; expiresAt: number; error?: string }[] = [];
     await mapWithConcurrency(work, c.killConcurrency, async (w) => {
@@ -42,13 +54,13 @@ export const killIdleSandboxes = internalAction({
         const k = w.claim;
         kills.push(
           k.sandboxId !== undefined
-            ? { runId: k.runId, sandboxId: k.sandboxId, kill: await killSandboxSafely(c, k.sandboxId) }
-            : { runId: k.runId, kill: (await killSandboxesByTag(c, k.runId, c.killConcurrency)).kill },
+            ? { runId: k.runId, sandboxId: k.sandboxId, kill: await paced(() => killSandboxSafely(c, k.sandboxId!)) }
+            : { runId: k.runId, kill: await paced(async () => (await killSandboxesByTag(c, k.runId, c.killConcurrency)).kill) },
         );
       } else {
         const e = w.claim;
         const expiresAt = Date.now() + e.lifetimeMs;
-        const r = await setSandboxLifetime(c, e.sandboxId, e.lifetimeMs);
+        const r = await paced(() => setSandboxLifetime(c, e.sandboxId, e.lifetimeMs));
         extendsDone.push({
           runId: e.runId,
           sandboxId: e.sandboxId,
