@@ -3,7 +3,7 @@
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { beginStop as claimStop } from "./model/activity";
-import { admitStart, backOffCreates } from "./model/admission";
+import { admissionResult, admitStart, backOffCreates } from "./model/admission";
 import {
   endRunSandboxGone,
   markRunning,
@@ -17,16 +17,7 @@ import { claimSweepPage } from "./model/sweep";
 
 export const createRun = internalMutation({
   args: { ownerId: v.string(), template: v.string(), idempotencyKey: v.optional(v.string()) },
-  returns: v.union(
-    v.object({ kind: v.literal("created"), runId: v.id("sandboxRuns"), waitMs: v.number() }),
-    v.object({ kind: v.literal("existing"), runId: v.id("sandboxRuns") }),
-    v.object({
-      kind: v.literal("refused"),
-      code: v.union(v.literal("QUOTA_EXCEEDED"), v.literal("RATE_LIMITED")),
-      message: v.string(),
-      retryAfterMs: v.optional(v.number()),
-    }),
-  ),
+  returns: admissionResult,
   handler: async (ctx, args) => {
     const a = await admitStart(ctx, args);
     if (a.kind === "refused") return a;

@@ -5,7 +5,7 @@ import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
 import type { KillOutcome } from "../model/status";
 import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
-import { killSandboxesByTag, killSandboxSafely, mapWithConcurrency, setSandboxLifetime } from "../lib/e2b.sdk";
+import { killRunSandbox, mapWithConcurrency, setSandboxLifetime } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
 /** After E2B answers 429, this page's next calls wait this long (the SDK does not expose Retry-After). */
@@ -52,11 +52,7 @@ export const killIdleSandboxes = internalAction({
     await mapWithConcurrency(work, c.killConcurrency, async (w) => {
       if (w.kind === "kill") {
         const k = w.claim;
-        kills.push(
-          k.sandboxId !== undefined
-            ? { runId: k.runId, sandboxId: k.sandboxId, kill: await paced(() => killSandboxSafely(c, k.sandboxId!)) }
-            : { runId: k.runId, kill: await paced(async () => (await killSandboxesByTag(c, k.runId, c.killConcurrency)).kill) },
-        );
+        kills.push({ ...k, kill: await paced(() => killRunSandbox(c, k)) });
       } else {
         const e = w.claim;
         const expiresAt = Date.now() + e.lifetimeMs;

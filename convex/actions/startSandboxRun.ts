@@ -5,7 +5,7 @@ import type { Id } from "../_generated/dataModel";
 import { action, type ActionCtx } from "../_generated/server";
 import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
 import { checkIdempotencyKey, checkTemplate, requireOwner } from "../model/access";
-import { DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
+import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
 import type { KillOutcome } from "../model/status";
 import {
   classifyE2BError,
@@ -36,7 +36,7 @@ export const startSandboxRun = action({
     checkTemplate(template);
     checkIdempotencyKey(args.idempotencyKey);
     requireApiKey(c);
-    const admission: Admission = await ctx.runMutation(internal.lifecycle.createRun, {
+    const admission: AdmissionResult = await ctx.runMutation(internal.lifecycle.createRun, {
       ownerId,
       template,
       ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
@@ -53,11 +53,6 @@ export const startSandboxRun = action({
     return { sandboxRunId: runId, sandboxId };
   },
 });
-
-type Admission =
-  | { kind: "created"; runId: Id<"sandboxRuns">; waitMs: number }
-  | { kind: "existing"; runId: Id<"sandboxRuns"> }
-  | { kind: "refused"; code: "QUOTA_EXCEEDED" | "RATE_LIMITED"; message: string; retryAfterMs?: number };
 
 const REPLAY_POLL_MS = 250;
 

@@ -5,7 +5,7 @@ import { action } from "../_generated/server";
 import { requireOwner } from "../model/access";
 import { getConfig } from "../model/config";
 import { runStatus, type RunStatus } from "../model/status";
-import { killSandboxesByTag, killSandboxSafely } from "../lib/e2b.sdk";
+import { killRunSandbox } from "../lib/e2b.sdk";
 
 /**
  * Stops the caller's run. Idempotent: a finished run answers its final status. The run is
@@ -20,10 +20,7 @@ export const stopSandboxRun = action({
     const c = getConfig();
     const claim = await ctx.runMutation(internal.lifecycle.beginStop, { ownerId, sandboxRunId: args.sandboxRunId });
     if (claim.action === "done") return { status: claim.status };
-    const kill =
-      claim.sandboxId !== undefined
-        ? await killSandboxSafely(c, claim.sandboxId)
-        : (await killSandboxesByTag(c, claim.runId, c.killConcurrency)).kill;
+    const kill = await killRunSandbox(c, claim);
     const status = await ctx.runMutation(internal.lifecycle.recordKill, {
       runId: claim.runId,
       reason: "user",

@@ -228,6 +228,13 @@ export async function killSandboxesByTag(
   return { kill: firstFailure ?? { outcome: ids.length ? "killed" : "gone" }, found: ids.length };
 }
 
+/** Kills a run's sandbox: by id when the run learned it, else every sandbox tagged with the run. */
+export async function killRunSandbox(c: Config, run: { runId: string; sandboxId?: string }): Promise<KillOutcome> {
+  return run.sandboxId !== undefined
+    ? await killSandboxSafely(c, run.sandboxId)
+    : (await killSandboxesByTag(c, run.runId, c.killConcurrency)).kill;
+}
+
 export type ExtendOutcome = { outcome: "extended" } | { outcome: "gone" } | KillOutcome & { outcome: "failed" };
 
 /** Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch). */

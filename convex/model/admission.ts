@@ -1,3 +1,4 @@
+import { type Infer, v } from "convex/values";
 import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
 import { getConfig } from "./config";
@@ -8,6 +9,19 @@ export const MAX_CREATE_WAIT_MS = 5_000;
 /** Back-off after E2B answered 429 without saying for how long (ms). */
 export const DEFAULT_E2B_BACKOFF_MS = 10_000;
 const RATE_WINDOW_MS = 60_000;
+
+/** What createRun tells the start action (a run id, not the document). */
+export const admissionResult = v.union(
+  v.object({ kind: v.literal("created"), runId: v.id("sandboxRuns"), waitMs: v.number() }),
+  v.object({ kind: v.literal("existing"), runId: v.id("sandboxRuns") }),
+  v.object({
+    kind: v.literal("refused"),
+    code: v.union(v.literal("QUOTA_EXCEEDED"), v.literal("RATE_LIMITED")),
+    message: v.string(),
+    retryAfterMs: v.optional(v.number()),
+  }),
+);
+export type AdmissionResult = Infer<typeof admissionResult>;
 
 export type Admission =
   | { kind: "created"; run: Run; waitMs: number }
