@@ -14,20 +14,11 @@ import {
   AuthenticationError,
 } from "e2b";
 import { E2BEmulator, useEmulatorEnv, parseMetadataFilter } from "./emulator/e2bEmulator";
+import { rejection } from "./helpers";
 
 const API_KEY = "e2b_test_key";
 let emu: E2BEmulator;
 let restoreEnv: () => void;
-
-/** Run a promise that must reject; return the rejection. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected the call to throw");
-}
 
 /** Every item of a list, following X-Next-Token; also returns page sizes. */
 async function listAll(opts: Parameters<typeof Sandbox.list>[0]) {

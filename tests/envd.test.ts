@@ -17,19 +17,11 @@ import {
 } from "e2b";
 import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd, type EnvdHandler } from "./emulator/envd";
+import { rejection } from "./helpers";
 
 let emu: E2BEmulator & { envd: EnvdHandler };
 let restoreEnv: () => void;
 let tmp: string;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected the call to throw");
-}
 
 /** True once `pid` no longer runs (gone, or a zombie waiting for a reaper). */
 function gone(pid: number): boolean {

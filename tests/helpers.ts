@@ -83,16 +83,22 @@ export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
   return t.run((ctx) => ctx.db.query("runEvents").withIndex("by_runId_and_at", (q) => q.eq("runId", id)).collect());
 }
 
-/** Extracts the ConvexError payload of a rejected call. */
-export async function convexErrorOf(p: Promise<unknown>): Promise<{ code: string; message: string; [k: string]: unknown }> {
+/** Awaits a promise that must reject and returns what it rejected with. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
-  } catch (err) {
-    const data = (err as { data?: unknown }).data;
-    if (data && typeof data === "object" && "code" in data) return data as { code: string; message: string };
-    throw new Error(`expected a ConvexError with a code, got: ${String(err)}`);
+  } catch (e) {
+    return e;
   }
-  throw new Error("expected the call to fail");
+  throw new Error("expected the call to throw");
+}
+
+/** Extracts the ConvexError payload of a rejected call. */
+export async function convexErrorOf(p: Promise<unknown>): Promise<{ code: string; message: string; [k: string]: unknown }> {
+  const err = await rejection(p);
+  const data = (err as { data?: unknown }).data;
+  if (data && typeof data === "object" && "code" in data) return data as { code: string; message: string };
+  throw new Error(`expected a ConvexError with a code, got: ${String(err)}`);
 }
 
 // The harness every E2B-facing test file shares. ES module bindings are live: test files import
