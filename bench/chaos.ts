@@ -78,7 +78,11 @@ function runStrategy(strategy: "ours" | "seed"): Promise<WorkloadResult> {
       process.stderr.write(`${strategy}: done in ${(m.result.wallMs / 1000).toFixed(1)} s wall\n`);
     });
     w.on("error", reject);
-    w.on("exit", (code) => (result ? resolve(result) : reject(new Error(`${strategy} worker exited with code ${code} and no result`))));
+    w.on("exit", (code) =>
+      result
+        ? resolve(result)
+        : reject(new Error(`${strategy} worker exited with code ${code} and no result`)),
+    );
   });
 }
 const results = await Promise.all([runStrategy("ours"), runStrategy("seed")]);
@@ -87,7 +91,9 @@ const totalWallS = (performance.now() - wallStart) / 1000;
 // ------------------------------------------------------------------ report
 const [ours, seed] = results as [WorkloadResult, WorkloadResult];
 const n = (x: number, d = 0) =>
-  Number.isFinite(x) ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }) : "—";
+  Number.isFinite(x)
+    ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })
+    : "—";
 const table = (head: string[], rows: (string | number)[][]) =>
   [
     `| ${head.join(" | ")} |`,
@@ -123,7 +129,12 @@ const ratio =
       ? 0
       : Number.POSITIVE_INFINITY;
 const goals: [string, string, string, boolean][] = [
-  ["sandboxes alive with no live run after drain", "0", String(ours.orphans.aliveOrphansAtEnd), ours.orphans.aliveOrphansAtEnd === 0],
+  [
+    "sandboxes alive with no live run after drain",
+    "0",
+    String(ours.orphans.aliveOrphansAtEnd),
+    ours.orphans.aliveOrphansAtEnd === 0,
+  ],
   ["runs left non-terminal", "0", String(ours.orphans.nonTerminalRuns), ours.orphans.nonTerminalRuns === 0],
   [
     "longest orphan life",
@@ -161,12 +172,19 @@ const fmtCounts = (m: Record<string, number>) =>
     .join(", ") || "none";
 /** Timeouts on calls that carried no timeout fault: every one but a kill's, and kills beyond the injected ones. */
 const unplannedTimeouts = (r: WorkloadResult) =>
-  Object.entries(r.clientTimeouts).reduce((sum, [ep, v]) => sum + (ep === "kill" ? Math.max(0, v - r.injected.killTimeout) : v), 0);
+  Object.entries(r.clientTimeouts).reduce(
+    (sum, [ep, v]) => sum + (ep === "kill" ? Math.max(0, v - r.injected.killTimeout) : v),
+    0,
+  );
 
 const ctx = table(
   ["", "ours", "seed"],
   [
-    ["starts ok / failed", `${ours.startsOk} / ${ours.startsFailed}`, `${seed.startsOk} / ${seed.startsFailed}`],
+    [
+      "starts ok / failed",
+      `${ours.startsOk} / ${ours.startsFailed}`,
+      `${seed.startsOk} / ${seed.startsFailed}`,
+    ],
     [
       "heartbeats / user stops / sweep ticks",
       `${ours.heartbeats} / ${ours.stopsIssued} / ${ours.sweeps}`,
@@ -195,8 +213,16 @@ const ctx = table(
         .map(([k, v]) => `${k} ${v}`)
         .join(", "),
     ],
-    ["create faults left queued (start never reached create)", ours.staleCreateFaults, seed.staleCreateFaults],
-    ["client-side request timeouts, by endpoint", fmtCounts(ours.clientTimeouts), fmtCounts(seed.clientTimeouts)],
+    [
+      "create faults left queued (start never reached create)",
+      ours.staleCreateFaults,
+      seed.staleCreateFaults,
+    ],
+    [
+      "client-side request timeouts, by endpoint",
+      fmtCounts(ours.clientTimeouts),
+      fmtCounts(seed.clientTimeouts),
+    ],
     ["… of which not injected (a busy event loop)", unplannedTimeouts(ours), unplannedTimeouts(seed)],
     ...[...new Set([...Object.keys(ours.extra), ...Object.keys(seed.extra)])].map((k) => [
       k,
@@ -221,7 +247,9 @@ const section = `## \`${command}\`
   ${O.heartbeatEveryMs / 1000} s while a user is active; sweeps every simulated minute; drain bound ${O.drainBoundMs / 60_000} simulated min.
 - ours: production defaults except ${Object.entries(envUsed)
   .map(([k, v]) => `${k}=${v}`)
-  .join(", ")}; ended runs pruned ${O.pruneEndedAfterMs < 0 ? "never" : `${O.pruneEndedAfterMs / 60_000} simulated min after they ended`}.
+  .join(
+    ", ",
+  )}; ended runs pruned ${O.pruneEndedAfterMs < 0 ? "never" : `${O.pruneEndedAfterMs / 60_000} simulated min after they ended`}.
 - wall time: **${n(totalWallS, 1)} s** in total; both strategies ran at once, one worker thread each — ours ${wallOf(ours)},
   seed ${wallOf(seed)}.
 - goals: **${allMet ? "all met" : "NOT all met"}**
@@ -290,7 +318,14 @@ type Saved = {
   version: 1;
   runs: Record<
     string,
-    { runs: number; date: string; section: string; options: ChaosOptions; totalWallS: number; results: WorkloadResult[] }
+    {
+      runs: number;
+      date: string;
+      section: string;
+      options: ChaosOptions;
+      totalWallS: number;
+      results: WorkloadResult[];
+    }
   >;
 };
 let saved: Saved = { version: 1, runs: {} };
@@ -316,6 +351,8 @@ console.log(main + "\n");
 console.log(goalTable + "\n");
 console.log(faultTable + "\n");
 console.log(ctx + "\n");
-console.log(`written: bench/results/chaos.md, bench/results/chaos.json (${warnings} console warnings from ours suppressed)`);
+console.log(
+  `written: bench/results/chaos.md, bench/results/chaos.json (${warnings} console warnings from ours suppressed)`,
+);
 console.log(allMet ? "all goals met" : "SOME GOALS NOT MET");
 process.exit(0);

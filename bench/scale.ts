@@ -29,7 +29,8 @@ const { Sandbox } = await import("e2b");
 const { internal } = await import("../convex/_generated/api");
 const { E2BEmulator, useEmulatorEnv } = await import("../tests/emulator/e2bEmulator");
 const { newInProcessConvex } = await import("../scripts/lib/inProcess");
-const { collectTransactionStats, indexedQueryCount, setIndexed, withoutStats } = await import("./lib/scaleIndexedDb");
+const { collectTransactionStats, indexedQueryCount, setIndexed, withoutStats } =
+  await import("./lib/scaleIndexedDb");
 const { openRuns, seedFinishedRuns, seedIdleRuns, getRuns } = await import("./lib/scaleSeed");
 type TxStats = import("./lib/scaleIndexedDb").TxStats;
 type IdleRun = import("./lib/scaleSeed").IdleRun;
@@ -61,10 +62,16 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : x >= 1_000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`);
+const ms = (x: number) =>
+  x >= 10_000
+    ? `${(x / 1000).toFixed(1)} s`
+    : x >= 1_000
+      ? `${(x / 1000).toFixed(2)} s`
+      : `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 const mb = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`;
 const int = (n: number) => n.toLocaleString("en-US");
-const log = (msg: string) => console.log(`[bench:scale ${((performance.now() - T0) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
+const log = (msg: string) =>
+  console.log(`[bench:scale ${((performance.now() - T0) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
 const T0 = performance.now();
 
 // Memory: sampled heapUsed/rss, overall and per phase.
@@ -96,9 +103,12 @@ async function sweepToEnd(t: T): Promise<number> {
   for (let i = 0; ; i++) {
     await t.finishAllScheduledFunctions(() => {});
     const end = performance.now();
-    const recent = await withoutStats(() => t.run((ctx) => ctx.db.system.query("_scheduled_functions").order("desc").take(64)));
+    const recent = await withoutStats(() =>
+      t.run((ctx) => ctx.db.system.query("_scheduled_functions").order("desc").take(64)),
+    );
     const failed = recent.filter((j) => j.state.kind === "failed");
-    if (failed.length) throw new Error(`a scheduled sweep page failed (${failed.length}); see the error above`);
+    if (failed.length)
+      throw new Error(`a scheduled sweep page failed (${failed.length}); see the error above`);
     if (!recent.some((j) => j.state.kind === "pending" || j.state.kind === "inProgress")) return end - t0;
     if (i > 1_000) throw new Error("scheduled sweep pages did not finish");
     await new Promise((r) => setTimeout(r, 1));
@@ -110,7 +120,15 @@ async function scheduledPages(t: T): Promise<number> {
 }
 
 function idleOpts(now: number, batch: number) {
-  return { now, namespace: NAMESPACE, idleTimeoutMs: IDLE_MS, maxLifetimeMs: MAX_LIFETIME_MS, sandboxLifetimeMs: SANDBOX_LIFETIME_MS, renewDue: true, batch };
+  return {
+    now,
+    namespace: NAMESPACE,
+    idleTimeoutMs: IDLE_MS,
+    maxLifetimeMs: MAX_LIFETIME_MS,
+    sandboxLifetimeMs: SANDBOX_LIFETIME_MS,
+    renewDue: true,
+    batch,
+  };
 }
 
 /** Every run terminal (stopped for idleness) and every sandbox dead: throws otherwise. */
@@ -121,7 +139,9 @@ async function assertReaped(t: T, emu: Emulator, runs: IdleRun[], what: string) 
   const wrong = docs.filter((d) => !d || d.status !== "stopped" || d.endReason !== "idle");
   const alive = runs.filter((r) => emu.isAlive(r.sandboxId));
   if (open.length || wrong.length || alive.length) {
-    throw new Error(`${what}: ${open.length} runs not terminal, ${wrong.length} not stopped/idle, ${alive.length} sandboxes alive`);
+    throw new Error(
+      `${what}: ${open.length} runs not terminal, ${wrong.length} not stopped/idle, ${alive.length} sandboxes alive`,
+    );
   }
 }
 
@@ -150,7 +170,8 @@ try {
       await seedFinishedRuns(t, sizes[size], {
         now: Date.now(),
         batch: SEED_BATCH,
-        onProgress: (done) => done % 25_000 === 0 && log(`seeded ${int(done)} / ${int(sizes[size])} finished runs`),
+        onProgress: (done) =>
+          done % 25_000 === 0 && log(`seeded ${int(done)} / ${int(sizes[size])} finished runs`),
       });
       log(`${int(sizes[size])} finished runs seeded in ${ms(performance.now() - t0)}`);
       instances[size] = t;
@@ -182,7 +203,13 @@ try {
       const answer = async (on: boolean) => {
         setIndexed(on);
         const ids = await t.run(async (ctx) =>
-          (await ctx.db.query("sandboxRuns").withIndex(indexes[name] as any, ranges[name]).order("desc").take(500)).map((d) => d._id),
+          (
+            await ctx.db
+              .query("sandboxRuns")
+              .withIndex(indexes[name] as any, ranges[name])
+              .order("desc")
+              .take(500)
+          ).map((d) => d._id),
         );
         return JSON.stringify(ids);
       };
@@ -192,18 +219,26 @@ try {
     // And inside a transaction that has already moved runs out of (and into) a range.
     const inTx = await t
       .run(async (ctx) => {
-        for (const r of idle.slice(0, Math.ceil(idle.length / 2))) await ctx.db.patch(r.runId, { status: "stopping" });
+        for (const r of idle.slice(0, Math.ceil(idle.length / 2)))
+          await ctx.db.patch(r.runId, { status: "stopping" });
         const answer = async (on: boolean) => {
           setIndexed(on);
-          const a = await ctx.db.query("sandboxRuns").withIndex("by_status_and_lastActivityAt", ranges.idle).take(500);
-          const b = await ctx.db.query("sandboxRuns").withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopping")).take(500);
+          const a = await ctx.db
+            .query("sandboxRuns")
+            .withIndex("by_status_and_lastActivityAt", ranges.idle)
+            .take(500);
+          const b = await ctx.db
+            .query("sandboxRuns")
+            .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopping"))
+            .take(500);
           return JSON.stringify([a.map((d) => d._id), b.map((d) => d._id)]);
         };
         const same = (await answer(false)) === (await answer(true));
         throw new Error(`rollback:${same}`);
       })
       .catch((e: Error) => e.message);
-    if (!inTx.endsWith("rollback:true")) throw new Error(`index self-check with pending writes failed: ${inTx}`);
+    if (!inTx.endsWith("rollback:true"))
+      throw new Error(`index self-check with pending writes failed: ${inTx}`);
     setIndexed(false);
     // Warm-up sweeps (not measured) on both instances, which also reap these idle runs.
     await sweepToEnd(t);
@@ -212,7 +247,9 @@ try {
     const idleSmall = await seedIdleRuns(small, emu, N.idle, idleOpts(Date.now(), SEED_BATCH));
     await sweepToEnd(small);
     await assertReaped(small, emu, idleSmall, "warm-up");
-    log(`index self-check passed (6 index ranges, and 2 over a transaction's own writes, identical on ${int(N.large)} runs); warm-up sweeps done`);
+    log(
+      `index self-check passed (6 index ranges, and 2 over a transaction's own writes, identical on ${int(N.large)} runs); warm-up sweeps done`,
+    );
   });
 
   await phase("(a) sweeps", async () => {
@@ -229,7 +266,8 @@ try {
     for (const c of plan) {
       const t = instances[c.size];
       setIndexed(c.indexed);
-      const idle = c.workload === "idle" ? await seedIdleRuns(t, emu, N.idle, idleOpts(Date.now(), SEED_BATCH)) : [];
+      const idle =
+        c.workload === "idle" ? await seedIdleRuns(t, emu, N.idle, idleOpts(Date.now(), SEED_BATCH)) : [];
       gc();
       const stop = collectTransactionStats();
       const took = await sweepToEnd(t);
@@ -240,11 +278,20 @@ try {
       samples.set(keyOf(c), list);
     }
     setIndexed(false);
-    log(`(a) ${plan.length} measured sweeps done (${int(indexedQueryCount())} index ranges served by the in-memory index)`);
+    log(
+      `(a) ${plan.length} measured sweeps done (${int(indexedQueryCount())} index ranges served by the in-memory index)`,
+    );
   });
 
   // ---------------------------------------------------------------- (b)
-  type Variant = { name: string; ms: number; kills: number; peakInFlight: number; pages?: number; stats?: TxStats };
+  type Variant = {
+    name: string;
+    ms: number;
+    kills: number;
+    peakInFlight: number;
+    pages?: number;
+    stats?: TxStats;
+  };
   const variants: Variant[] = [];
   emu.setLatency("kill", N.killLatencyMs);
   const reap = async (name: string, fn: (t: T, runs: IdleRun[]) => Promise<{ pages?: number }>) =>
@@ -269,9 +316,18 @@ try {
       const stats = stop();
       clearInterval(watch);
       await assertReaped(t, emu, runs, name);
-      const v: Variant = { name, ms: took, kills: emu.callCount("kill") - killsBefore, peakInFlight: peak, stats, ...extra };
+      const v: Variant = {
+        name,
+        ms: took,
+        kills: emu.callCount("kill") - killsBefore,
+        peakInFlight: peak,
+        stats,
+        ...extra,
+      };
       variants.push(v);
-      log(`(b) ${name}: ${int(N.reap)} idle runs reaped in ${ms(took)} (${int(v.kills)} kill calls, peak ${peak} in flight)`);
+      log(
+        `(b) ${name}: ${int(N.reap)} idle runs reaped in ${ms(took)} (${int(v.kills)} kill calls, peak ${peak} in flight)`,
+      );
     });
 
   await reap("ours", async (t) => {
@@ -280,10 +336,16 @@ try {
   });
   const killAndRecord = async (t: T, r: IdleRun) => {
     const existed = await Sandbox.kill(r.sandboxId, killConn);
-    await t.mutation(internal.lifecycle.recordKill, { runId: r.runId, sandboxId: r.sandboxId, reason: "idle", kill: { outcome: existed ? "killed" : "gone" } });
+    await t.mutation(internal.lifecycle.recordKill, {
+      runId: r.runId,
+      sandboxId: r.sandboxId,
+      reason: "idle",
+      kill: { outcome: existed ? "killed" : "gone" },
+    });
   };
   await reap("batches of 10", async (t, runs) => {
-    for (let i = 0; i < runs.length; i += 10) await Promise.all(runs.slice(i, i + 10).map((r) => killAndRecord(t, r)));
+    for (let i = 0; i < runs.length; i += 10)
+      await Promise.all(runs.slice(i, i + 10).map((r) => killAndRecord(t, r)));
     return {};
   });
   await reap("sequential", async (t, runs) => {
@@ -306,7 +368,8 @@ try {
     const lm = median(l.map((x) => x.ms));
     return { sm, lm, ratio: lm / sm, s, l, n: s.length };
   };
-  const range = (xs: Sample[]) => `${ms(Math.min(...xs.map((x) => x.ms)))}–${ms(Math.max(...xs.map((x) => x.ms)))}`;
+  const range = (xs: Sample[]) =>
+    `${ms(Math.min(...xs.map((x) => x.ms)))}–${ms(Math.max(...xs.map((x) => x.ms)))}`;
   const cell = (med: number, xs: Sample[]) => (xs.length > 1 ? `${ms(med)} (${range(xs)})` : ms(med));
   const idleIdx = a("idle", true);
   const emptyIdx = a("empty", true);
@@ -378,7 +441,9 @@ if (results.length) {
   try {
     nproc = execFileSync("nproc", { encoding: "utf8" }).trim();
   } catch {}
-  const ctVersion = JSON.parse(readFileSync(new URL("../node_modules/convex-test/package.json", import.meta.url), "utf8")).version;
+  const ctVersion = JSON.parse(
+    readFileSync(new URL("../node_modules/convex-test/package.json", import.meta.url), "utf8"),
+  ).version;
   const header = [
     `## Scale benchmark${QUICK ? " (--quick smoke run)" : ""}`,
     "",

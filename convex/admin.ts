@@ -25,7 +25,10 @@ export const runsPage = internalQuery({
 });
 
 export const killEventsPage = internalQuery({
-  args: { kind: v.union(v.literal("kill"), v.literal("reconcile_kill")), paginationOpts: paginationOptsValidator },
+  args: {
+    kind: v.union(v.literal("kill"), v.literal("reconcile_kill")),
+    paginationOpts: paginationOptsValidator,
+  },
   handler: async (ctx, args) => {
     const page = await ctx.db
       .query("runEvents")
@@ -75,15 +78,22 @@ export const stats = internalAction({
       },
     );
     const killsByOutcome: Counts = {};
-    await forEachItem((cursor) => ctx.runQuery(internal.admin.killEventsPage, { kind: "kill", ...opts(cursor) }), (o) => bump(killsByOutcome, o));
+    await forEachItem(
+      (cursor) => ctx.runQuery(internal.admin.killEventsPage, { kind: "kill", ...opts(cursor) }),
+      (o) => bump(killsByOutcome, o),
+    );
     // Reconcile kills: those recorded on a run, and those of sandboxes no run pointed at.
     const reconcileKillsByOutcome: Counts = {};
     await forEachItem(
       (cursor) => ctx.runQuery(internal.admin.killEventsPage, { kind: "reconcile_kill", ...opts(cursor) }),
       (o) => bump(reconcileKillsByOutcome, o),
     );
-    await forEachItem((cursor) => ctx.runQuery(internal.admin.orphansPage, opts(cursor)), (o) => bump(reconcileKillsByOutcome, o));
-    for (const k of Object.keys(sandboxSecondsByTemplate)) sandboxSecondsByTemplate[k] = Math.round(sandboxSecondsByTemplate[k]!);
+    await forEachItem(
+      (cursor) => ctx.runQuery(internal.admin.orphansPage, opts(cursor)),
+      (o) => bump(reconcileKillsByOutcome, o),
+    );
+    for (const k of Object.keys(sandboxSecondsByTemplate))
+      sandboxSecondsByTemplate[k] = Math.round(sandboxSecondsByTemplate[k]!);
     return {
       runsByStatus,
       killsByOutcome,

@@ -12,7 +12,10 @@ export const begin = internalMutation({
   handler: async (ctx, args) => {
     const run = await getOwnedRun(ctx, args.ownerId, args.sandboxRunId);
     if (run.status !== "running" || run.sandboxId === undefined) {
-      throw new ConvexError({ code: "RUN_NOT_RUNNING", message: `The run is ${run.status}; commands need a running run` });
+      throw new ConvexError({
+        code: "RUN_NOT_RUNNING",
+        message: `The run is ${run.status}; commands need a running run`,
+      });
     }
     await touchRun(ctx, run);
     const commandId = await ctx.db.insert("commands", {

@@ -8,7 +8,12 @@ const crons = cronJobs();
 crons.interval("killIdleSandboxes", { minutes: 1 }, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 // Reconciles what exists at E2B with the runs table; its own cron so that an E2B list outage
 // never delays the per-run sweep.
-crons.interval("reconcileSandboxes", { minutes: 1 }, internal.actions.reconcileSandboxes.reconcileSandboxes, {});
+crons.interval(
+  "reconcileSandboxes",
+  { minutes: 1 },
+  internal.actions.reconcileSandboxes.reconcileSandboxes,
+  {},
+);
 
 // Deletes finished runs (and their events and commands) past SANDBOX_RETENTION_DAYS.
 crons.daily("purgeOldRuns", { hourUTC: 3, minuteUTC: 17 }, internal.retention.purgeOldRuns, {});

@@ -21,7 +21,9 @@ export const createRun = internalMutation({
   handler: async (ctx, args) => {
     const a = await admitStart(ctx, args);
     if (a.kind === "refused") return a;
-    return a.kind === "created" ? { kind: a.kind, runId: a.run._id, waitMs: a.waitMs } : { kind: a.kind, runId: a.run._id };
+    return a.kind === "created"
+      ? { kind: a.kind, runId: a.run._id, waitMs: a.waitMs }
+      : { kind: a.kind, runId: a.run._id };
   },
 });
 

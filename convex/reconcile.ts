@@ -4,7 +4,11 @@ import { internalMutation, internalQuery } from "./_generated/server";
 import { findOrphans, recordOrphanKills, runningRunsNotListed } from "./model/reconcile";
 import { killOutcome } from "./model/status";
 
-const orphanReason = v.union(v.literal("run_missing"), v.literal("run_ended"), v.literal("not_the_runs_sandbox"));
+const orphanReason = v.union(
+  v.literal("run_missing"),
+  v.literal("run_ended"),
+  v.literal("not_the_runs_sandbox"),
+);
 const orphan = {
   sandboxId: v.string(),
   runId: v.optional(v.id("sandboxRuns")),

@@ -25,11 +25,15 @@ const { symlinkSync } = await import("node:fs");
 symlinkSync(nodeModules, join(work, "node_modules"), "dir");
 
 const bin = join(nodeModules, "convex", "bin", "main.js");
-const child = spawn(process.execPath, [bin, "codegen", "--url", `http://127.0.0.1:${port}`, "--admin-key", "x", "--typecheck", "disable"], {
-  cwd: work,
-  env: { ...process.env, CONVEX_DEPLOYMENT: "", CI: "1" },
-  stdio: ["ignore", "pipe", "pipe"],
-});
+const child = spawn(
+  process.execPath,
+  [bin, "codegen", "--url", `http://127.0.0.1:${port}`, "--admin-key", "x", "--typecheck", "disable"],
+  {
+    cwd: work,
+    env: { ...process.env, CONVEX_DEPLOYMENT: "", CI: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  },
+);
 
 let out = "";
 let reachedNetwork = false;
@@ -48,7 +52,9 @@ clearTimeout(timer);
 server.close();
 rmSync(work, { recursive: true, force: true });
 
-const errors = out.split("\n").filter((l) => /✘ \[ERROR\]|use node|is not allowed|Error:/.test(l) && !l.includes("deployment"));
+const errors = out
+  .split("\n")
+  .filter((l) => /✘ \[ERROR\]|use node|is not allowed|Error:/.test(l) && !l.includes("deployment"));
 if (!reachedNetwork || errors.length) {
   console.error(out);
   console.error(`bundle check FAILED${reachedNetwork ? "" : " (bundling never finished)"}`);

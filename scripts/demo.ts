@@ -25,9 +25,18 @@ const advance = (mins: number) => {
 };
 const show = async () => {
   for (const r of await runs()) {
-    say(`   run #${parseInt(r._id, 10)} ${r.status.padEnd(8)} sandbox=${r.sandboxId ?? "(none)"} ${r.endReason ? `reason=${r.endReason}` : ""}`);
+    say(
+      `   run #${parseInt(r._id, 10)} ${r.status.padEnd(8)} sandbox=${r.sandboxId ?? "(none)"} ${r.endReason ? `reason=${r.endReason}` : ""}`,
+    );
   }
-  say(`   E2B: ${emu.alive().length} sandbox(es) alive: ${emu.alive().map((s) => s.sandboxID).join(", ") || "-"}`);
+  say(
+    `   E2B: ${emu.alive().length} sandbox(es) alive: ${
+      emu
+        .alive()
+        .map((s) => s.sandboxID)
+        .join(", ") || "-"
+    }`,
+  );
 };
 
 /** Makes one registered function throw on its next call, as if the database were down. */
@@ -43,10 +52,17 @@ function failOnce(fn: unknown) {
 try {
   say("1. Alice starts a sandbox run.");
   const ok = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-  say(`   -> run #${parseInt(ok.sandboxRunId, 10)}, sandbox ${ok.sandboxId} (tagged convexNamespace=demo, convexRunId=<run>)`);
+  say(
+    `   -> run #${parseInt(ok.sandboxRunId, 10)}, sandbox ${ok.sandboxId} (tagged convexNamespace=demo, convexRunId=<run>)`,
+  );
   await show();
-  const cmd = await alice.action(api.actions.runCommand.runCommand, { sandboxRunId: ok.sandboxRunId, command: "echo $((6 * 7)); exit 3" });
-  say(`   Alice runs a command: status=${cmd.status} exit=${cmd.exitCode} stdout=${JSON.stringify(cmd.stdout)} (${cmd.durationMs} ms; counts as activity)`);
+  const cmd = await alice.action(api.actions.runCommand.runCommand, {
+    sandboxRunId: ok.sandboxRunId,
+    command: "echo $((6 * 7)); exit 3",
+  });
+  say(
+    `   Alice runs a command: status=${cmd.status} exit=${cmd.exitCode} stdout=${JSON.stringify(cmd.stdout)} (${cmd.durationMs} ms; counts as activity)`,
+  );
 
   say("2. The seed's failure: E2B creates the sandbox, then the database goes down,");
   say("   so storing the sandboxId fails, the failure path's kill fails (E2B 500) and its record fails.");
@@ -73,7 +89,9 @@ try {
   say("4. Alice has been idle for 11 minutes (idle timeout 10 min): the sweep stops her first run.");
   emu.fault("kill", { status: 503 });
   const s2 = await sweep();
-  say(`   -> sweep: killed=${s2.killed} failed=${s2.failed}: E2B answered 503, so the kill stays owed (run 'stopping').`);
+  say(
+    `   -> sweep: killed=${s2.killed} failed=${s2.failed}: E2B answered 503, so the kill stays owed (run 'stopping').`,
+  );
   await show();
   advance(0.5);
   say("   Thirty seconds later the next sweep retries the owed kill.");

@@ -30,11 +30,23 @@ describe("config", () => {
   });
 
   it("has sensible defaults", () => {
-    for (const k of ["SANDBOX_TEMPLATES", "SANDBOX_BOOT_TIMEOUT_MS", "SANDBOX_IDLE_TIMEOUT_MS", "SANDBOX_MAX_LIFETIME_MS", "SANDBOX_NAMESPACE"]) {
+    for (const k of [
+      "SANDBOX_TEMPLATES",
+      "SANDBOX_BOOT_TIMEOUT_MS",
+      "SANDBOX_IDLE_TIMEOUT_MS",
+      "SANDBOX_MAX_LIFETIME_MS",
+      "SANDBOX_NAMESPACE",
+    ]) {
       vi.stubEnv(k, "");
     }
     const c = getConfig();
-    expect(c).toMatchObject({ templates: ["base"], bootTimeoutMs: 60_000, idleTimeoutMs: 600_000, maxLifetimeMs: 3_600_000, killConcurrency: 16 });
+    expect(c).toMatchObject({
+      templates: ["base"],
+      bootTimeoutMs: 60_000,
+      idleTimeoutMs: 600_000,
+      maxLifetimeMs: 3_600_000,
+      killConcurrency: 16,
+    });
     expect(c.reconcileGraceMs).toBeGreaterThanOrEqual(c.bootTimeoutMs);
   });
 

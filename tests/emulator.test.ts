@@ -67,7 +67,11 @@ describe("create / getInfo", () => {
     expect(call.method).toBe("POST");
     expect(call.path).toBe("/v2/sandboxes");
     expect(call.status).toBe(201);
-    expect(call.body).toMatchObject({ templateID: "base", timeout: 121, metadata: { job: "j-1", owner: "alice" } });
+    expect(call.body).toMatchObject({
+      templateID: "base",
+      timeout: 121,
+      metadata: { job: "j-1", owner: "alice" },
+    });
 
     const s = emu.get(sbx.sandboxId)!;
     expect(s.metadata).toEqual({ job: "j-1", owner: "alice" });
@@ -108,7 +112,9 @@ describe("create / getInfo", () => {
 
   it("getInfo and setTimeout on an unknown id throw SandboxNotFoundError", async () => {
     await expect(Sandbox.getInfo("iunknownunknownunkno")).rejects.toBeInstanceOf(SandboxNotFoundError);
-    await expect(Sandbox.setTimeout("iunknownunknownunkno", 10_000)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    await expect(Sandbox.setTimeout("iunknownunknownunkno", 10_000)).rejects.toBeInstanceOf(
+      SandboxNotFoundError,
+    );
     await expect(Sandbox.connect("iunknownunknownunkno")).rejects.toBeInstanceOf(SandboxNotFoundError);
   });
 });
@@ -124,7 +130,7 @@ describe("list", () => {
 
     const one = await listAll({ query: { metadata: { [key]: val } } });
     expect(one.items.map((s) => s.sandboxId).sort()).toEqual([a.sandboxId, b.sandboxId].sort());
-    expect(one.items[0].metadata[key]).toBe(val);
+    expect(one.items[0]!.metadata[key]).toBe(val);
 
     const both = await listAll({ query: { metadata: { [key]: val, team: "blue" } } });
     expect(both.items.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
@@ -135,7 +141,9 @@ describe("list", () => {
 
   it("parses the wire form of the filter like the server does", () => {
     // What the SDK sends, after URL parsing removed the outermost layer.
-    const wire = new URLSearchParams({ [encodeURIComponent("a&b c")]: encodeURIComponent("x=y+z") }).toString();
+    const wire = new URLSearchParams({
+      [encodeURIComponent("a&b c")]: encodeURIComponent("x=y+z"),
+    }).toString();
     expect(parseMetadataFilter(wire)).toEqual({ "a&b c": "x=y+z" });
     expect(() => parseMetadataFilter("")).toThrow();
   });
@@ -149,9 +157,11 @@ describe("list", () => {
   it("paginates with X-Next-Token, newest first, no duplicates across pages", async () => {
     const t0 = Date.now() - 60_000;
     const ids: string[] = [];
-    for (let i = 0; i < 7; i++) ids.push(emu.seed({ metadata: { suite: "page" }, startedAt: t0 + i * 1000 }).sandboxID);
+    for (let i = 0; i < 7; i++)
+      ids.push(emu.seed({ metadata: { suite: "page" }, startedAt: t0 + i * 1000 }).sandboxID);
     // five more sharing one start time: ties must not duplicate or drop across a page boundary
-    for (let i = 0; i < 5; i++) ids.push(emu.seed({ metadata: { suite: "page" }, startedAt: t0 - 5000 }).sandboxID);
+    for (let i = 0; i < 5; i++)
+      ids.push(emu.seed({ metadata: { suite: "page" }, startedAt: t0 - 5000 }).sandboxID);
     emu.seed({ metadata: { suite: "other" } });
 
     const { items, pages } = await listAll({ limit: 3, query: { metadata: { suite: "page" } } });
@@ -219,7 +229,9 @@ describe("kill / setTimeout / expiry / pause / connect", () => {
     await Sandbox.setTimeout(sbx.sandboxId, 3_600_000);
     const s = emu.get(sbx.sandboxId)!;
     expect(s.endAt).toBe(s.startedAt + 3_600_000);
-    expect(emu.calls.filter((c) => c.endpoint === "setTimeout").map((c) => c.status)).toEqual([204, 204, 204]);
+    expect(emu.calls.filter((c) => c.endpoint === "setTimeout").map((c) => c.status)).toEqual([
+      204, 204, 204,
+    ]);
   });
 
   it("sandboxes expire when the injected clock passes endAt (lazily)", async () => {
@@ -242,7 +254,7 @@ describe("kill / setTimeout / expiry / pause / connect", () => {
     let now = Date.parse("2030-01-01T00:00:00Z");
     emu.setClock(() => now);
     const sbx = await Sandbox.create("base", { timeoutMs: 5_000, lifecycle: { onTimeout: "pause" } });
-    expect(emu.calls[0].body).toMatchObject({ autoPause: true });
+    expect(emu.calls[0]!.body).toMatchObject({ autoPause: true });
     now += 5_000;
     expect(emu.get(sbx.sandboxId)!.state).toBe("paused");
     expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("paused");
@@ -255,7 +267,9 @@ describe("kill / setTimeout / expiry / pause / connect", () => {
     expect(await Sandbox.pause(sbx.sandboxId)).toBe(true);
     expect(await Sandbox.pause(sbx.sandboxId)).toBe(false);
     expect(emu.calls.filter((c) => c.endpoint === "pause").map((c) => c.status)).toEqual([204, 409]);
-    expect((await listAll({ query: { state: ["paused"] } })).items.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
+    expect((await listAll({ query: { state: ["paused"] } })).items.map((s) => s.sandboxId)).toEqual([
+      sbx.sandboxId,
+    ]);
     await expect(Sandbox.setTimeout(sbx.sandboxId, 1000)).rejects.toBeInstanceOf(SandboxNotFoundError);
 
     now += 3_600_000; // paused sandboxes do not expire
@@ -318,7 +332,7 @@ describe("faults", () => {
 
   it("wrong API key → 401 → AuthenticationError; missing key → 401 JSON", async () => {
     await expect(Sandbox.create("base", { apiKey: "e2b_wrong" })).rejects.toBeInstanceOf(AuthenticationError);
-    expect(emu.calls[0].status).toBe(401);
+    expect(emu.calls[0]!.status).toBe(401);
     expect(emu.alive()).toHaveLength(0);
     const res = await raw("/v2/sandboxes", {}, null);
     expect(res.status).toBe(401);
@@ -329,10 +343,10 @@ describe("faults", () => {
     emu.fault("create", { dropResponse: true });
     const err = await rejection(Sandbox.create("base", { metadata: { job: "lost-1" } }));
     expect(err).toBeInstanceOf(Error);
-    expect(emu.calls[0].status).toBe(0);
+    expect(emu.calls[0]!.status).toBe(0);
     const found = await listAll({ query: { metadata: { job: "lost-1" } } });
     expect(found.items).toHaveLength(1);
-    expect(emu.isAlive(found.items[0].sandboxId)).toBe(true);
+    expect(emu.isAlive(found.items[0]!.sandboxId)).toBe(true);
   });
 
   it("dropResponse on kill: the SDK call throws, yet the sandbox is dead", async () => {
@@ -345,7 +359,9 @@ describe("faults", () => {
   it("hang on create: the SDK hits requestTimeoutMs, the sandbox exists", async () => {
     emu.fault("create", { hang: true });
     const t = Date.now();
-    const err = await rejection(Sandbox.create("base", { metadata: { job: "hung-1" }, requestTimeoutMs: 300 }));
+    const err = await rejection(
+      Sandbox.create("base", { metadata: { job: "hung-1" }, requestTimeoutMs: 300 }),
+    );
     expect(Date.now() - t).toBeLessThan(3000);
     expect((err as Error).name).toBe("TimeoutError");
     const found = await listAll({ query: { metadata: { job: "hung-1" } } });
@@ -379,9 +395,13 @@ describe("wire details and load", () => {
     const unknown = await raw("/nope");
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ code: 404 });
-    expect(emu.calls[0].endpoint).toBe("other");
+    expect(emu.calls[0]!.endpoint).toBe("other");
 
-    const badJson = await raw("/v2/sandboxes", { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
+    const badJson = await raw("/v2/sandboxes", {
+      method: "POST",
+      body: "{not json",
+      headers: { "content-type": "application/json" },
+    });
     expect(badJson.status).toBe(400);
     expect(await badJson.json()).toMatchObject({ code: 400 });
 

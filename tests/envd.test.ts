@@ -8,13 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  Sandbox,
-  CommandExitError,
-  TimeoutError,
-  AuthenticationError,
-  SandboxNotFoundError,
-} from "e2b";
+import { Sandbox, CommandExitError, TimeoutError, AuthenticationError, SandboxNotFoundError } from "e2b";
 import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd, type EnvdHandler } from "./emulator/envd";
 import { rejection } from "./helpers";
@@ -71,7 +65,11 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(r).toMatchObject({ stdout: "hi\n", stderr: "err\n", exitCode: 0 });
     expect(r.error).toBeUndefined();
     // the envd call carried the sandbox headers and went through the emulator
-    expect(emu.calls.some((c) => c.sandboxID === sbx.sandboxId && c.path === "/process.Process/Start" && c.status === 200)).toBe(true);
+    expect(
+      emu.calls.some(
+        (c) => c.sandboxID === sbx.sandboxId && c.path === "/process.Process/Start" && c.status === 200,
+      ),
+    ).toBe(true);
   });
 
   it("non-zero exit throws CommandExitError with the exit code and output", async () => {
@@ -111,7 +109,10 @@ describe("envd emulator, host mode, through the real SDK", () => {
   });
 
   it("passes envs (request envs over sandbox envVars) and cwd", async () => {
-    const sbx = await Sandbox.create("base", { timeoutMs: 60_000, envs: { FROM_SANDBOX: "s", BOTH: "sandbox" } });
+    const sbx = await Sandbox.create("base", {
+      timeoutMs: 60_000,
+      envs: { FROM_SANDBOX: "s", BOTH: "sandbox" },
+    });
     const r = await sbx.commands.run('echo "$FOO|$FROM_SANDBOX|$BOTH|$(pwd)"', {
       envs: { FOO: "bar baz", BOTH: "request" },
       cwd: tmp,
@@ -120,7 +121,7 @@ describe("envd emulator, host mode, through the real SDK", () => {
     // a cwd that only exists inside a real sandbox falls back to the sandbox's home
     const home = await sbx.commands.run('pwd; echo "$HOME"', { cwd: "/home/user/definitely-not-here" });
     const [pwd, homeVar] = home.stdout.trim().split("\n");
-    expect(pwd).toBe(fs.realpathSync(homeVar));
+    expect(pwd).toBe(fs.realpathSync(homeVar!));
   });
 
   it("a background child does not hold the command open (pipes close when bash exits)", async () => {
@@ -160,7 +161,11 @@ describe("envd emulator, host mode, through the real SDK", () => {
 
     const raw = await fetch(`${emu.url}/process.Process/List`, {
       method: "POST",
-      headers: { "content-type": "application/json", "E2b-Sandbox-Id": sbx.sandboxId, "X-Access-Token": "nope" },
+      headers: {
+        "content-type": "application/json",
+        "E2b-Sandbox-Id": sbx.sandboxId,
+        "X-Access-Token": "nope",
+      },
       body: "{}",
     });
     expect(raw.status).toBe(401);

@@ -28,7 +28,11 @@ export const TEST_ENV = {
 } as const;
 
 export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {
-  return convexTest({ schema, modules, ...(opts.transactionLimits !== undefined ? { transactionLimits: opts.transactionLimits } : {}) });
+  return convexTest({
+    schema,
+    modules,
+    ...(opts.transactionLimits !== undefined ? { transactionLimits: opts.transactionLimits } : {}),
+  });
 }
 
 export type TestConvex = ReturnType<typeof newConvex>;
@@ -36,7 +40,11 @@ export type TestConvex = ReturnType<typeof newConvex>;
 /** Starts the emulator (control plane and envd) and points the real SDK at it; call from beforeAll. */
 export async function startEmulator(opts: Parameters<typeof startEmulatorWithEnvd>[0] = {}) {
   // The clock is read through Date at call time, so a test's simulated clock moves E2B's too.
-  const emu: E2BEmulator = await startEmulatorWithEnvd({ apiKey: "e2b_test_key", clock: () => Date.now(), ...opts });
+  const emu: E2BEmulator = await startEmulatorWithEnvd({
+    apiKey: "e2b_test_key",
+    clock: () => Date.now(),
+    ...opts,
+  });
   const restoreEnv = useEmulatorEnv(emu, "e2b_test_key");
   return {
     emu,
@@ -80,7 +88,12 @@ export async function allRuns(t: TestConvex) {
 }
 
 export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
-  return t.run((ctx) => ctx.db.query("runEvents").withIndex("by_runId_and_at", (q) => q.eq("runId", id)).collect());
+  return t.run((ctx) =>
+    ctx.db
+      .query("runEvents")
+      .withIndex("by_runId_and_at", (q) => q.eq("runId", id))
+      .collect(),
+  );
 }
 
 /** Awaits a promise that must reject and returns what it rejected with. */
@@ -94,7 +107,9 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
 }
 
 /** Extracts the ConvexError payload of a rejected call. */
-export async function convexErrorOf(p: Promise<unknown>): Promise<{ code: string; message: string; [k: string]: unknown }> {
+export async function convexErrorOf(
+  p: Promise<unknown>,
+): Promise<{ code: string; message: string; [k: string]: unknown }> {
   const err = await rejection(p);
   const data = (err as { data?: unknown }).data;
   if (data && typeof data === "object" && "code" in data) return data as { code: string; message: string };

@@ -227,12 +227,17 @@ describe("killIdleSandboxes", () => {
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
     const [run] = await allRuns(t);
-    const foreign = emu.seed({ metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id }, timeoutMs: 3_600_000 });
+    const foreign = emu.seed({
+      metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id },
+      timeoutMs: 3_600_000,
+    });
     clock.advance(BOOT_MS + 1);
     await sweep();
     expect(emu.isAlive(foreign.sandboxID)).toBe(true);
     expect(emu.alive().map((s) => s.sandboxID)).toEqual([foreign.sandboxID]);
-    expect(emu.calls.filter((c) => c.endpoint === "kill" && c.sandboxID === foreign.sandboxID)).toHaveLength(0);
+    expect(emu.calls.filter((c) => c.endpoint === "kill" && c.sandboxID === foreign.sandboxID)).toHaveLength(
+      0,
+    );
   });
 
   it("a duplicate or late sweep is harmless: a terminal run is not touched again", async () => {
@@ -244,7 +249,11 @@ describe("killIdleSandboxes", () => {
     expect(emu.callCount("kill")).toBe(kills);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
     // A late record for the same run does nothing either.
-    await t.mutation(internal.lifecycle.recordKill, { runId: sandboxRunId, reason: "user", kill: { outcome: "killed" } });
+    await t.mutation(internal.lifecycle.recordKill, {
+      runId: sandboxRunId,
+      reason: "user",
+      kill: { outcome: "killed" },
+    });
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "idle" });
   });
 
@@ -284,12 +293,17 @@ describe("killIdleSandboxes", () => {
     expect(r).toMatchObject({ killed: 2, failed: 1 });
     expect(elapsedMs).toBeGreaterThanOrEqual(1_000);
     const owed = await Promise.all(runs.map(({ sandboxRunId }) => getRun(t, sandboxRunId)));
-    expect(owed.filter((run) => run.status === "stopping")).toMatchObject([{ lastKillError: expect.stringContaining("rate_limited") }]);
+    expect(owed.filter((run) => run.status === "stopping")).toMatchObject([
+      { lastKillError: expect.stringContaining("rate_limited") },
+    ]);
   });
 
   it("crons.ts registers the sweep every minute", () => {
-    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: { type: string; minutes?: number } }> }).crons
-      .killIdleSandboxes;
+    const job = (
+      crons as unknown as {
+        crons: Record<string, { name: string; schedule: { type: string; minutes?: number } }>;
+      }
+    ).crons.killIdleSandboxes;
     expect(job).toBeDefined();
     expect(job!.name).toBe("actions/killIdleSandboxes:killIdleSandboxes");
     expect(job!.schedule).toMatchObject({ type: "interval", minutes: 1 });
@@ -304,12 +318,15 @@ describe("bad input", () => {
     expect(emu.calls).toHaveLength(0);
   });
 
-  it.each(["nope", "", "base ", "x".repeat(500)])("unknown template %j → INVALID_TEMPLATE, nothing written", async (template) => {
-    const err = await convexErrorOf(start(template));
-    expect(err.code).toBe("INVALID_TEMPLATE");
-    expect(await allRuns(t)).toHaveLength(0);
-    expect(emu.calls).toHaveLength(0);
-  });
+  it.each(["nope", "", "base ", "x".repeat(500)])(
+    "unknown template %j → INVALID_TEMPLATE, nothing written",
+    async (template) => {
+      const err = await convexErrorOf(start(template));
+      expect(err.code).toBe("INVALID_TEMPLATE");
+      expect(await allRuns(t)).toHaveLength(0);
+      expect(emu.calls).toHaveLength(0);
+    },
+  );
 
   it("no E2B_API_KEY: starts refuse before writing; sweeps keep kills owed instead of crashing", async () => {
     const { sandboxRunId, sandboxId } = await start();

@@ -5,22 +5,13 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import {
-  clock,
-  emu,
-  eventsOf,
-  getRun,
-  NAMESPACE,
-  t,
-  TAG_NAMESPACE,
-  TAG_RUN_ID,
-  useHarness,
-} from "./helpers";
+import { clock, emu, eventsOf, getRun, NAMESPACE, t, TAG_NAMESPACE, TAG_RUN_ID, useHarness } from "./helpers";
 
 const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const IDLE_MS = 600_000;
 const LIFETIME_MS = IDLE_MS + 120_000;
-const start = () => t.withIdentity({ subject: "alice" }).action(api.actions.startSandboxRun.startSandboxRun, {});
+const start = () =>
+  t.withIdentity({ subject: "alice" }).action(api.actions.startSandboxRun.startSandboxRun, {});
 const reconcile = () => t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 const tagged = (runId: string, ns = NAMESPACE) => ({ [TAG_NAMESPACE]: ns, [TAG_RUN_ID]: runId });
@@ -30,7 +21,8 @@ useHarness();
 
 describe("reconcileSandboxes", () => {
   it("is registered as its own cron every minute", () => {
-    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: object }> }).crons.reconcileSandboxes;
+    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: object }> }).crons
+      .reconcileSandboxes;
     expect(job?.name).toBe("actions/reconcileSandboxes:reconcileSandboxes");
     expect(job?.schedule).toMatchObject({ type: "interval", minutes: 1 });
   });
@@ -42,12 +34,16 @@ describe("reconcileSandboxes", () => {
     const r = await reconcile();
     expect(r).toMatchObject({ orphansKilled: 1, listFailed: false });
     expect(emu.isAlive(sandboxId)).toBe(false);
-    expect(await orphans()).toMatchObject([{ sandboxId, taggedRunId: sandboxRunId, reason: "run_missing", kill: { outcome: "killed" } }]);
+    expect(await orphans()).toMatchObject([
+      { sandboxId, taggedRunId: sandboxRunId, reason: "run_missing", kill: { outcome: "killed" } },
+    ]);
   });
 
   it("run ended but its kill was lost → the live sandbox is reaped, recorded on the run", async () => {
     const { sandboxRunId, sandboxId } = await start();
-    await t.run((ctx) => ctx.db.patch(sandboxRunId, { status: "stopped", endReason: "user", endedAt: Date.now() }));
+    await t.run((ctx) =>
+      ctx.db.patch(sandboxRunId, { status: "stopped", endReason: "user", endedAt: Date.now() }),
+    );
     clock.advance(GRACE_MS + 1);
     await reconcile();
     expect(emu.isAlive(sandboxId)).toBe(false);
@@ -172,7 +168,9 @@ describe("dead-man switch", () => {
       await touch(active.sandboxRunId);
       await sweep();
     }
-    const extensions = emu.calls.filter((c) => c.endpoint === "setTimeout" && c.sandboxID === active.sandboxId);
+    const extensions = emu.calls.filter(
+      (c) => c.endpoint === "setTimeout" && c.sandboxID === active.sandboxId,
+    );
     // One at start (the running lifetime), then one once half the lifetime (6 min) had passed.
     expect(extensions).toHaveLength(2);
     const last = extensions[1]!;
@@ -180,9 +178,13 @@ describe("dead-man switch", () => {
     expect(last.at - t0).toBeLessThan(LIFETIME_MS / 2 + 2 * 60_000);
     // The new lifetime counts from the last sign of life, and the run records it.
     expect(Math.abs(emu.get(active.sandboxId)!.endAt - (last.at + LIFETIME_MS))).toBeLessThanOrEqual(1_000);
-    expect(Math.abs((await getRun(t, active.sandboxRunId)).sandboxExpiresAt! - emu.get(active.sandboxId)!.endAt)).toBeLessThanOrEqual(1_000);
+    expect(
+      Math.abs((await getRun(t, active.sandboxRunId)).sandboxExpiresAt! - emu.get(active.sandboxId)!.endAt),
+    ).toBeLessThanOrEqual(1_000);
     // The idle run got no extension: E2B will end it one lifetime after its start.
-    expect(emu.calls.filter((c) => c.endpoint === "setTimeout" && c.sandboxID === idle.sandboxId)).toHaveLength(1);
+    expect(
+      emu.calls.filter((c) => c.endpoint === "setTimeout" && c.sandboxID === idle.sandboxId),
+    ).toHaveLength(1);
     expect(emu.get(idle.sandboxId)!.endAt).toBeLessThanOrEqual(t0 + LIFETIME_MS);
   });
 

@@ -5,13 +5,7 @@ import { describe, expect, it } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import crons from "../convex/crons";
 import { purgeExpired } from "../convex/model/retention";
-import {
-  clock,
-  emu,
-  getRun,
-  t,
-  useHarness,
-} from "./helpers";
+import { clock, emu, getRun, t, useHarness } from "./helpers";
 
 const DAY_MS = 24 * 3_600_000;
 const alice = () => t.withIdentity({ subject: "alice" });
@@ -35,7 +29,8 @@ const count = () =>
 
 describe("retention", () => {
   it("is a daily cron", () => {
-    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: object }> }).crons.purgeOldRuns;
+    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: object }> }).crons
+      .purgeOldRuns;
     expect(job?.name).toBe("retention:purgeOldRuns");
     expect(job?.schedule).toMatchObject({ type: "daily" });
   });
@@ -47,7 +42,14 @@ describe("retention", () => {
     await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: owed }); // stays "stopping"
     emu.clearFaults();
     const live = (await alice().action(api.actions.startSandboxRun.startSandboxRun, {})).sandboxRunId;
-    await t.run((ctx) => ctx.db.insert("orphanSandboxes", { sandboxId: "iold", reason: "run_missing", kill: { outcome: "killed" }, at: Date.now() }));
+    await t.run((ctx) =>
+      ctx.db.insert("orphanSandboxes", {
+        sandboxId: "iold",
+        reason: "run_missing",
+        kill: { outcome: "killed" },
+        at: Date.now(),
+      }),
+    );
     clock.advance(20 * DAY_MS);
     const young = await finishedRunWithHistory();
     clock.advance(11 * DAY_MS);
@@ -56,8 +58,14 @@ describe("retention", () => {
     expect(r.more).toBe(false);
     expect(await t.run((ctx) => ctx.db.get(old))).toBeNull();
     const leftovers = await t.run(async (ctx) => ({
-      events: await ctx.db.query("runEvents").withIndex("by_runId_and_at", (q) => q.eq("runId", old)).collect(),
-      commands: await ctx.db.query("commands").withIndex("by_runId_and_startedAt", (q) => q.eq("runId", old)).collect(),
+      events: await ctx.db
+        .query("runEvents")
+        .withIndex("by_runId_and_at", (q) => q.eq("runId", old))
+        .collect(),
+      commands: await ctx.db
+        .query("commands")
+        .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", old))
+        .collect(),
     }));
     expect(leftovers).toEqual({ events: [], commands: [] });
     expect(await getRun(t, young)).toMatchObject({ status: "stopped" });

@@ -8,9 +8,22 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import { diffFinishedRuns, getRuns, type IdleRun, seedFinishedRuns, seedIdleRuns } from "../bench/lib/scaleSeed";
+import {
+  diffFinishedRuns,
+  getRuns,
+  type IdleRun,
+  seedFinishedRuns,
+  seedIdleRuns,
+} from "../bench/lib/scaleSeed";
 import type { E2BEmulator } from "./emulator/e2bEmulator";
-import { applyTestEnv, NAMESPACE, newConvex, startEmulator, type TestConvex, useSimulatedClock } from "./helpers";
+import {
+  applyTestEnv,
+  NAMESPACE,
+  newConvex,
+  startEmulator,
+  type TestConvex,
+  useSimulatedClock,
+} from "./helpers";
 
 const FINISHED = 100_000;
 const IDLE = 100;
@@ -39,7 +52,9 @@ const scheduledJobs = () => t.run((ctx) => ctx.db.system.query("_scheduled_funct
 async function drainScheduled() {
   for (let i = 0; i < 20; i++) {
     await t.finishAllScheduledFunctions(() => {});
-    const open = (await scheduledJobs()).filter((j) => j.state.kind === "pending" || j.state.kind === "inProgress");
+    const open = (await scheduledJobs()).filter(
+      (j) => j.state.kind === "pending" || j.state.kind === "inProgress",
+    );
     if (open.length === 0) return;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -73,7 +88,9 @@ beforeAll(async () => {
     renewDue: true, // extensions are due too: the renew scan fills pages as well
     batch: BATCH,
   });
-  console.log(`scale.test: seeded ${FINISHED} finished + ${IDLE} idle runs in ${Math.round(performance.now() - t0)} ms`);
+  console.log(
+    `scale.test: seeded ${FINISHED} finished + ${IDLE} idle runs in ${Math.round(performance.now() - t0)} ms`,
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -102,7 +119,11 @@ describe("sweep at scale, under lowered transaction limits", () => {
     expect(1 + jobs.length).toBeGreaterThanOrEqual(IDLE / PAGE_SIZE + 1); // 4 full pages + the last, empty one
 
     // The 100 idle runs: stopped for idleness, each sandbox killed exactly once, by id.
-    const reaped = await getRuns(t, idle.map((r) => r.runId), BATCH);
+    const reaped = await getRuns(
+      t,
+      idle.map((r) => r.runId),
+      BATCH,
+    );
     for (const run of reaped) {
       expect(run).toMatchObject({ status: "stopped", endReason: "idle", killAttempts: 0 });
       // The clock is frozen; convex-test may pin a transaction 1 ms later to keep commits ordered.
@@ -125,9 +146,8 @@ describe("sweep at scale, under lowered transaction limits", () => {
     const events: { runId?: string; kind: string }[] = [];
     let cursor: string | null = null;
     do {
-      const page: { page: { runId?: string; kind: string }[]; isDone: boolean; continueCursor: string } = await t.run((ctx) =>
-        ctx.db.query("runEvents").paginate({ numItems: BATCH, cursor }),
-      );
+      const page: { page: { runId?: string; kind: string }[]; isDone: boolean; continueCursor: string } =
+        await t.run((ctx) => ctx.db.query("runEvents").paginate({ numItems: BATCH, cursor }));
       events.push(...page.page);
       cursor = page.isDone ? null : page.continueCursor;
     } while (cursor !== null);
@@ -140,29 +160,51 @@ describe("sweep at scale, under lowered transaction limits", () => {
 
   it("the lowered limits are real: scanning the finished runs, or an oversized setup, throws", async () => {
     const stopped = () =>
-      t.run((ctx) => ctx.db.query("sandboxRuns").withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopped")).collect());
-    await expect(stopped()).rejects.toThrow(/Scanned too many documents in a single function execution \(limit: 250\)/);
+      t.run((ctx) =>
+        ctx.db
+          .query("sandboxRuns")
+          .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopped"))
+          .collect(),
+      );
+    await expect(stopped()).rejects.toThrow(
+      /Scanned too many documents in a single function execution \(limit: 250\)/,
+    );
     // The bound itself is fine.
     const bounded = await t.run((ctx) =>
-      ctx.db.query("sandboxRuns").withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopped")).take(LIMITS.documentsRead),
+      ctx.db
+        .query("sandboxRuns")
+        .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "stopped"))
+        .take(LIMITS.documentsRead),
     );
     expect(bounded).toHaveLength(LIMITS.documentsRead);
 
     // A sweep page that scanned the finished runs would fail the sweep the same way.
-    vi.spyOn(lifecycle.claimSweep as unknown as { _handler: (...a: unknown[]) => unknown }, "_handler").mockImplementationOnce(
-      async (ctx: unknown) => {
-        const { db } = ctx as Parameters<Parameters<typeof t.run>[0]>[0];
-        await db.query("sandboxRuns").withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "failed")).collect();
-        return { kills: [], extends: [], more: false };
-      },
-    );
+    vi.spyOn(
+      lifecycle.claimSweep as unknown as { _handler: (...a: unknown[]) => unknown },
+      "_handler",
+    ).mockImplementationOnce(async (ctx: unknown) => {
+      const { db } = ctx as Parameters<Parameters<typeof t.run>[0]>[0];
+      await db
+        .query("sandboxRuns")
+        .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", "failed"))
+        .collect();
+      return { kills: [], extends: [], more: false };
+    });
     await expect(sweep()).rejects.toThrow(/Scanned too many documents/);
 
     // Setup transactions are limited too: this is why seeding goes in batches.
     await expect(
       t.run(async (ctx) => {
         for (let i = 0; i <= LIMITS.documentsWritten; i++) {
-          await ctx.db.insert("sandboxRuns", { ownerId: "x", template: "base", status: "failed", createdAt: now, lastActivityAt: now, deadlineAt: now, killAttempts: 0 });
+          await ctx.db.insert("sandboxRuns", {
+            ownerId: "x",
+            template: "base",
+            status: "failed",
+            createdAt: now,
+            lastActivityAt: now,
+            deadlineAt: now,
+            killAttempts: 0,
+          });
         }
       }),
     ).rejects.toThrow(/Wrote too many documents in a single function execution \(limit: 250\)/);

@@ -5,23 +5,15 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import {
-  allRuns,
-  clock,
-  convexErrorOf,
-  emu,
-  failNext,
-  getRun,
-  t,
-  useHarness,
-} from "./helpers";
+import { allRuns, clock, convexErrorOf, emu, failNext, getRun, t, useHarness } from "./helpers";
 
 const as = (subject: string) => t.withIdentity({ subject });
 const alice = () => as("alice");
 const bob = () => as("bob");
 const start = (who = alice(), args: { template?: string; idempotencyKey?: string } = {}) =>
   who.action(api.actions.startSandboxRun.startSandboxRun, args);
-const stop = (id: string, who = alice()) => who.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: id });
+const stop = (id: string, who = alice()) =>
+  who.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: id });
 const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 const page = { numItems: 10, cursor: null };
 const IDLE_MS = 600_000;
@@ -46,10 +38,12 @@ describe("ownership", () => {
     // A deleted run answers the same.
     const other = await start();
     await t.run((ctx) => ctx.db.delete(other.sandboxRunId));
-    expect(await convexErrorOf(alice().query(api.runs.getRun, { sandboxRunId: other.sandboxRunId }))).toEqual({
-      code: "NOT_FOUND",
-      message: "No such sandbox run",
-    });
+    expect(await convexErrorOf(alice().query(api.runs.getRun, { sandboxRunId: other.sandboxRunId }))).toEqual(
+      {
+        code: "NOT_FOUND",
+        message: "No such sandbox run",
+      },
+    );
     expect(emu.isAlive(sandboxId)).toBe(true);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
   });
@@ -63,7 +57,9 @@ describe("ownership", () => {
     const first = await alice().query(api.runs.listMyRuns, { paginationOpts: { numItems: 1, cursor: null } });
     expect(first.page.map((r) => r._id)).toEqual([a2.sandboxRunId]);
     expect(first.isDone).toBe(false);
-    const rest = await alice().query(api.runs.listMyRuns, { paginationOpts: { numItems: 10, cursor: first.continueCursor } });
+    const rest = await alice().query(api.runs.listMyRuns, {
+      paginationOpts: { numItems: 10, cursor: first.continueCursor },
+    });
     expect(rest.page.map((r) => r._id)).toEqual([a1.sandboxRunId]);
     expect(JSON.stringify([first.page, rest.page])).not.toContain("alice");
   });
@@ -82,7 +78,10 @@ describe("idempotent start", () => {
   });
 
   it("two racing calls with one key create one sandbox", async () => {
-    const [a, b] = await Promise.all([start(alice(), { idempotencyKey: "race" }), start(alice(), { idempotencyKey: "race" })]);
+    const [a, b] = await Promise.all([
+      start(alice(), { idempotencyKey: "race" }),
+      start(alice(), { idempotencyKey: "race" }),
+    ]);
     expect(a).toEqual(b);
     expect(emu.all()).toHaveLength(1);
     expect(await allRuns(t)).toHaveLength(1);
@@ -116,7 +115,12 @@ describe("quotas", () => {
     expect(err.code).toBe("QUOTA_EXCEEDED");
     expect(await allRuns(t)).toHaveLength(2);
     expect(emu.callCount("create")).toBe(2);
-    const refusals = await t.run((ctx) => ctx.db.query("runEvents").withIndex("by_kind_and_at", (q) => q.eq("kind", "quota_refused")).collect());
+    const refusals = await t.run((ctx) =>
+      ctx.db
+        .query("runEvents")
+        .withIndex("by_kind_and_at", (q) => q.eq("kind", "quota_refused"))
+        .collect(),
+    );
     expect(refusals).toMatchObject([{ reason: "QUOTA_EXCEEDED" }]);
     await start(bob()); // others are not affected
     await stop(first.sandboxRunId);
@@ -207,17 +211,29 @@ describe("heartbeat", () => {
 
 describe("runCommand", () => {
   const run = (sandboxRunId: string, command: string, timeoutMs?: number) =>
-    alice().action(api.actions.runCommand.runCommand, { sandboxRunId, command, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    alice().action(api.actions.runCommand.runCommand, {
+      sandboxRunId,
+      command,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
 
   it("runs through the real SDK, stores the record, counts as activity", async () => {
     const { sandboxRunId } = await start();
     clock.advance(120_000);
     const r = await run(sandboxRunId, "echo hello; echo oops >&2; exit 3");
-    expect(r).toMatchObject({ status: "finished", exitCode: 3, stdout: "hello\n", stderr: "oops\n", stdoutTruncated: false });
+    expect(r).toMatchObject({
+      status: "finished",
+      exitCode: 3,
+      stdout: "hello\n",
+      stderr: "oops\n",
+      stdoutTruncated: false,
+    });
     const runDoc = await getRun(t, sandboxRunId);
     expect(runDoc.lastActivityAt).toBe(Date.now());
     const cmds = await alice().query(api.runs.listRunCommands, { sandboxRunId, paginationOpts: page });
-    expect(cmds.page).toMatchObject([{ command: "echo hello; echo oops >&2; exit 3", status: "finished", exitCode: 3 }]);
+    expect(cmds.page).toMatchObject([
+      { command: "echo hello; echo oops >&2; exit 3", status: "finished", exitCode: 3 },
+    ]);
     expect(emu.callCount("connect")).toBe(1);
   });
 
@@ -274,7 +290,10 @@ describe("event log and stats", () => {
     clock.advance(5_001);
     await sweep();
     await stop(b.sandboxRunId);
-    const events = await alice().query(api.runs.listRunEvents, { sandboxRunId: a.sandboxRunId, paginationOpts: { numItems: 50, cursor: null } });
+    const events = await alice().query(api.runs.listRunEvents, {
+      sandboxRunId: a.sandboxRunId,
+      paginationOpts: { numItems: 50, cursor: null },
+    });
     const story = events.page.map((e) => `${e.kind}:${e.to ?? e.kill?.outcome ?? ""}`).reverse();
     expect(story).toEqual([
       "transition:booting",

@@ -3,7 +3,13 @@
 // faults (on the strategy's own emulator); the strategy injects its database-side faults.
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import type { E2BEmulator, EmulatedSandbox, FaultSpec } from "../../tests/emulator/e2bEmulator";
-import { ALL_FAULTS, type BackgroundFault, type FaultKind, type StartFault, type StartPlan } from "./chaosPlan";
+import {
+  ALL_FAULTS,
+  type BackgroundFault,
+  type FaultKind,
+  type StartFault,
+  type StartPlan,
+} from "./chaosPlan";
 import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
 
 export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
@@ -84,7 +90,10 @@ const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
  * bounds that; the driver waits for it before simulated time moves on, so the kill lands in the
  * same simulated instant, as with `hang`.
  */
-function backgroundFault(b: BackgroundFault, requestTimeoutMs: number): { endpoint: "kill" | "list"; spec: FaultSpec } {
+function backgroundFault(
+  b: BackgroundFault,
+  requestTimeoutMs: number,
+): { endpoint: "kill" | "list"; spec: FaultSpec } {
   if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
   if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
   return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
@@ -147,14 +156,22 @@ function endpointOf(method: string, path: string): string {
   return "other";
 }
 
-const zero = (): Record<FaultKind, number> => Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
+const zero = (): Record<FaultKind, number> =>
+  Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
 
-export async function runWorkload(strat: Strategy, plans: readonly StartPlan[], o: DriverOptions): Promise<WorkloadResult> {
+export async function runWorkload(
+  strat: Strategy,
+  plans: readonly StartPlan[],
+  o: DriverOptions,
+): Promise<WorkloadResult> {
   const wallStart = performance.now();
   const emu = strat.emu;
   const clientTimeouts: Record<string, number> = {};
   const onRequestError = (m: unknown) => {
-    const { request, error } = m as { request?: { method?: string; path?: string }; error?: { name?: string } };
+    const { request, error } = m as {
+      request?: { method?: string; path?: string };
+      error?: { name?: string };
+    };
     if (error?.name !== "TimeoutError" || !request?.path) return;
     const ep = endpointOf(request.method ?? "GET", request.path);
     clientTimeouts[ep] = (clientTimeouts[ep] ?? 0) + 1;
@@ -278,7 +295,9 @@ export async function runWorkload(strat: Strategy, plans: readonly StartPlan[], 
         const until = p.at + (b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0);
         const t = performance.now();
         const next =
-          (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue" ? ev!.at + o.heartbeatEveryMs : Number.POSITIVE_INFINITY;
+          (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue"
+            ? ev!.at + o.heartbeatEveryMs
+            : Number.POSITIVE_INFINITY;
         wallByStep.heartbeats += (performance.now() - t) / 1000;
         if (next < until) heap.push({ at: next, kind: 2, i: p.index });
       }

@@ -103,14 +103,26 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
   Object.assign(process.env, env);
 
   const t = newChaosConvex();
-  const users = Array.from({ length: o.owners }, (_, i) => t.withIdentity({ subject: `chaos-user-${i}`, name: `User ${i}` }));
+  const users = Array.from({ length: o.owners }, (_, i) =>
+    t.withIdentity({ subject: `chaos-user-${i}`, name: `User ${i}` }),
+  );
   const injected = Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
-  const counters = { startErrors: {} as Record<string, number>, stopErrors: 0, heartbeatErrors: 0, sweepErrors: 0 };
+  const counters = {
+    startErrors: {} as Record<string, number>,
+    stopErrors: 0,
+    heartbeatErrors: 0,
+    sweepErrors: 0,
+  };
   const drain = () => t.finishAllScheduledFunctions(() => {}, 1_000_000);
   type Archived = { final: RunFinal; status: string; endReason: string };
   const archive: Archived[] = [];
   const archived = (r: Doc<"sandboxRuns">): Archived => ({
-    final: { runId: r._id, sandboxId: r.sandboxId, terminal: r.status === "stopped" || r.status === "failed", endedAt: r.endedAt },
+    final: {
+      runId: r._id,
+      sandboxId: r.sandboxId,
+      terminal: r.status === "stopped" || r.status === "failed",
+      endedAt: r.endedAt,
+    },
     status: r.status,
     endReason: r.endReason ?? "-",
   });
@@ -132,7 +144,10 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     });
     for (const r of gone) archive.push(archived(r));
   };
-  const allRuns = async () => [...archive, ...(await t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived)];
+  const allRuns = async () => [
+    ...archive,
+    ...(await t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived),
+  ];
 
   return {
     name: "ours",
@@ -252,11 +267,14 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           .withIndex("by_kind_and_at", (q) => q.eq("kind", "reconcile_kill"))
           .collect();
         const orphanRecords = await ctx.db.query("orphanSandboxes").collect();
-        const count = (xs: string[]) => xs.reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
+        const count = (xs: string[]) =>
+          xs.reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
         return {
           status: count(runs.map((r) => r.status)),
           endReason: count(runs.map((r) => r.endReason)),
-          killFailures: count(kills.filter((k) => k.kill?.outcome === "failed").map((k) => (k.kill as { kind: string }).kind)),
+          killFailures: count(
+            kills.filter((k) => k.kill?.outcome === "failed").map((k) => (k.kill as { kind: string }).kind),
+          ),
           reconcileKills: reconcileKills.length + orphanRecords.length,
         };
       });

@@ -64,7 +64,10 @@ export function prng(seed: number): () => number {
 }
 
 const mix = (seed: number, index: number, stream: number) =>
-  (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) ^ Math.imul(index + 1, 0x165667b1) ^ Math.imul(stream + 1, 0x9e3779b1)) >>> 0;
+  (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) ^
+    Math.imul(index + 1, 0x165667b1) ^
+    Math.imul(stream + 1, 0x9e3779b1)) >>>
+  0;
 
 export type PlanOptions = {
   runs: number;
@@ -104,7 +107,14 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
-    plans.push({ index: i, at, owner: i % o.owners, ...(startFault ? { startFault } : {}), background, behaviour });
+    plans.push({
+      index: i,
+      at,
+      owner: i % o.owners,
+      ...(startFault ? { startFault } : {}),
+      background,
+      behaviour,
+    });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);
   }
   return plans;

@@ -75,7 +75,8 @@ export async function seedStrategy(o: SeedOptions): Promise<Strategy> {
 
   const update = (run: SeedRun, patch: Partial<SeedRun>) => {
     Object.assign(run, patch);
-    if (patch.status && TERMINAL.includes(patch.status) && run.endedAt === undefined) run.endedAt = Date.now();
+    if (patch.status && TERMINAL.includes(patch.status) && run.endedAt === undefined)
+      run.endedAt = Date.now();
   };
 
   /** The seed's killSandboxSafely: connect + kill; every error means "gone". */
@@ -140,7 +141,10 @@ export async function seedStrategy(o: SeedOptions): Promise<Strategy> {
         }
         update(run, { status: "failed" });
         if (sandboxId !== undefined) await killSandbox(sandboxId);
-        return { ok: false, code: err instanceof DbDown ? "db_down" : ((err as { name?: string }).name ?? "error") };
+        return {
+          ok: false,
+          code: err instanceof DbDown ? "db_down" : ((err as { name?: string }).name ?? "error"),
+        };
       }
     },
 

@@ -36,7 +36,9 @@ export const SWEEP_INTERVAL_MS = 60_000; // convex/crons.ts: both crons every mi
 async function warmUp() {
   const emu = await E2BEmulator.start({ apiKey: "warm-up" });
   try {
-    const sdk = new E2B({ apiKey: "warm-up", apiUrl: emu.url, sandboxUrl: emu.url } as ConstructorParameters<typeof E2B>[0]);
+    const sdk = new E2B({ apiKey: "warm-up", apiUrl: emu.url, sandboxUrl: emu.url } as ConstructorParameters<
+      typeof E2B
+    >[0]);
     for (let i = 0; i < 3; i++) {
       const s = await sdk.Sandbox.create("base");
       await sdk.Sandbox.kill(s.sandboxId);
@@ -63,8 +65,17 @@ async function main() {
   const clock = installSimulatedClock(T0);
   const strat: Strategy =
     strategy === "ours"
-      ? await oursStrategy({ owners: O.owners, requestTimeoutMs: O.requestTimeoutMs, pruneEndedAfterMs: O.pruneEndedAfterMs })
-      : await seedStrategy({ requestTimeoutMs: O.requestTimeoutMs, bootTimeoutMs: 60_000, idleTimeoutMs: 600_000, killConcurrency: 16 });
+      ? await oursStrategy({
+          owners: O.owners,
+          requestTimeoutMs: O.requestTimeoutMs,
+          pruneEndedAfterMs: O.pruneEndedAfterMs,
+        })
+      : await seedStrategy({
+          requestTimeoutMs: O.requestTimeoutMs,
+          bootTimeoutMs: 60_000,
+          idleTimeoutMs: 600_000,
+          killConcurrency: 16,
+        });
   try {
     const result = await runWorkload(strat, plans, {
       clock,

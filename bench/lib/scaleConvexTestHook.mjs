@@ -9,8 +9,13 @@ export async function load(url, context, nextLoad) {
   const result = await nextLoad(url, context);
   if (!TARGET.test(url) || result.source == null) return result;
   const source = String(result.source);
-  if (!/^class DatabaseFake \{/m.test(source) || !/import \{ TransactionMetricsTracker, \} from/.test(source)) {
-    throw new Error(`bench/lib/scaleConvexTestHook.mjs: ${url} no longer has DatabaseFake/TransactionMetricsTracker; update the hook`);
+  if (
+    !/^class DatabaseFake \{/m.test(source) ||
+    !/import \{ TransactionMetricsTracker, \} from/.test(source)
+  ) {
+    throw new Error(
+      `bench/lib/scaleConvexTestHook.mjs: ${url} no longer has DatabaseFake/TransactionMetricsTracker; update the hook`,
+    );
   }
   return {
     ...result,

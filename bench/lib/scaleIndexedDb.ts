@@ -29,7 +29,13 @@ type DatabaseFakeLike = {
   _resolveQuerySource(query: Query): unknown;
   commit(commitTs?: unknown): void;
 };
-type Metrics = { documentsRead: number; documentsWritten: number; databaseQueries: number; bytesRead: number; bytesWritten: number };
+type Metrics = {
+  documentsRead: number;
+  documentsWritten: number;
+  databaseQueries: number;
+  bytesRead: number;
+  bytesWritten: number;
+};
 type TrackerLike = { _layers: { metrics: Metrics }[]; commit(): void; rollback(): void };
 
 const internals = convexTestModule as unknown as {
@@ -39,7 +45,9 @@ const internals = convexTestModule as unknown as {
 const DatabaseFake = internals.__scaleDatabaseFake;
 const Tracker = internals.__scaleTransactionMetricsTracker;
 if (!DatabaseFake || !Tracker) {
-  throw new Error("convex-test was loaded without bench/lib/scaleConvexTestHook.mjs (register it before importing convex-test)");
+  throw new Error(
+    "convex-test was loaded without bench/lib/scaleConvexTestHook.mjs (register it before importing convex-test)",
+  );
 }
 
 // ------------------------------------------------------------------ transaction metrics
@@ -177,7 +185,14 @@ const originalCommit = proto.commit;
 proto._resolveQuerySource = function (this: DatabaseFakeLike, query: Query) {
   const src = query.source;
   const first = src.range?.[0];
-  if (!enabled || src.type !== "IndexRange" || !src.indexName || !first || first.type !== "Eq" || first.fieldPath.includes(".")) {
+  if (
+    !enabled ||
+    src.type !== "IndexRange" ||
+    !src.indexName ||
+    !first ||
+    first.type !== "Eq" ||
+    first.fieldPath.includes(".")
+  ) {
     return originalResolve.call(this, query);
   }
   const [table, index] = src.indexName.split(".");
@@ -201,7 +216,8 @@ proto._iterateDocs = function (this: DatabaseFakeLike, table: string, cb: (d: Do
   // Committed candidates, plus everything this transaction wrote to the table (its pending
   // version is what `get` returns, whichever bucket the committed version is in).
   const ids = new Set(hint.bucket.byKey.get(hint.key));
-  for (const layer of this._writes) for (const id of Object.keys(layer)) if (tableOf(id) === table) ids.add(id);
+  for (const layer of this._writes)
+    for (const id of Object.keys(layer)) if (tableOf(id) === table) ids.add(id);
   for (const id of ids) {
     const doc = this.get(table, id);
     if (doc !== null) cb(doc);

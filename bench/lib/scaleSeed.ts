@@ -31,23 +31,50 @@ export function finishedRun(i: number, now: number): RunFields {
   if (kind === 0) {
     const createdAt = endedAt - MIN;
     return {
-      ownerId, template, status: "failed", endReason: "boot_timeout", sandboxId: `fin${i}`, createdAt,
-      lastActivityAt: createdAt, deadlineAt: endedAt, endedAt, sandboxExpiresAt: createdAt + 2 * MIN, killAttempts: 0,
+      ownerId,
+      template,
+      status: "failed",
+      endReason: "boot_timeout",
+      sandboxId: `fin${i}`,
+      createdAt,
+      lastActivityAt: createdAt,
+      deadlineAt: endedAt,
+      endedAt,
+      sandboxExpiresAt: createdAt + 2 * MIN,
+      killAttempts: 0,
     };
   }
   if (kind === 1) {
     const createdAt = endedAt - 1_500;
     return {
-      ownerId, template, status: "failed", endReason: "start_failed", error: "E2B: 400: bad request", createdAt,
-      lastActivityAt: createdAt, deadlineAt: endedAt, endedAt, killAttempts: 0,
+      ownerId,
+      template,
+      status: "failed",
+      endReason: "start_failed",
+      error: "E2B: 400: bad request",
+      createdAt,
+      lastActivityAt: createdAt,
+      deadlineAt: endedAt,
+      endedAt,
+      killAttempts: 0,
     };
   }
   const endReason = STOP_REASONS[i % STOP_REASONS.length]!;
   const createdAt = endedAt - 30 * MIN;
   const lastActivityAt = endReason === "idle" ? endedAt - 10 * MIN : endedAt - 2_000;
   return {
-    ownerId, template, status: "stopped", endReason, sandboxId: `fin${i}`, createdAt, startedAt: createdAt + 4_000,
-    lastActivityAt, deadlineAt: endedAt, endedAt, sandboxExpiresAt: lastActivityAt + 12 * MIN, killAttempts: 0,
+    ownerId,
+    template,
+    status: "stopped",
+    endReason,
+    sandboxId: `fin${i}`,
+    createdAt,
+    startedAt: createdAt + 4_000,
+    lastActivityAt,
+    deadlineAt: endedAt,
+    endedAt,
+    sandboxExpiresAt: lastActivityAt + 12 * MIN,
+    killAttempts: 0,
   };
 }
 
@@ -75,7 +102,8 @@ export async function seedFinishedRuns(
       const to = Math.min(count, from + opts.batch);
       const got = await t.run(async (ctx) => {
         const out: Id<"sandboxRuns">[] = [];
-        for (let i = from; i < to; i++) out.push(await ctx.db.insert("sandboxRuns", finishedRun(first + i, opts.now)));
+        for (let i = from; i < to; i++)
+          out.push(await ctx.db.insert("sandboxRuns", finishedRun(first + i, opts.now)));
         return out;
       });
       ids.push(...got);
@@ -104,7 +132,12 @@ export type IdleRun = { runId: Id<"sandboxRuns">; sandboxId: string };
  * Inserts `count` running runs idle past the idle timeout (and within their max lifetime), each
  * with a live sandbox in the emulator tagged exactly as createTaggedSandbox tags one.
  */
-export async function seedIdleRuns(t: Convex, emu: E2BEmulator, count: number, o: IdleRunOpts): Promise<IdleRun[]> {
+export async function seedIdleRuns(
+  t: Convex,
+  emu: E2BEmulator,
+  count: number,
+  o: IdleRunOpts,
+): Promise<IdleRun[]> {
   const out: IdleRun[] = [];
   await withCheapErrors(async () => {
     for (let from = 0; from < count; from += o.batch) {
@@ -124,13 +157,21 @@ export async function seedIdleRuns(t: Convex, emu: E2BEmulator, count: number, o
           killAttempts: 0,
         };
       });
-      const runIds = await t.run(async (ctx) => Promise.all(fields.map((f) => ctx.db.insert("sandboxRuns", f))));
+      const runIds = await t.run(async (ctx) =>
+        Promise.all(fields.map((f) => ctx.db.insert("sandboxRuns", f))),
+      );
       const sandboxes = runIds.map((runId) =>
-        emu.seed({ metadata: { convexNamespace: o.namespace, convexRunId: runId }, timeoutMs: o.sandboxLifetimeMs }),
+        emu.seed({
+          metadata: { convexNamespace: o.namespace, convexRunId: runId },
+          timeoutMs: o.sandboxLifetimeMs,
+        }),
       );
       await t.run(async (ctx) => {
         for (let k = 0; k < runIds.length; k++) {
-          await ctx.db.patch(runIds[k]!, { sandboxId: sandboxes[k]!.sandboxID, sandboxExpiresAt: sandboxes[k]!.endAt });
+          await ctx.db.patch(runIds[k]!, {
+            sandboxId: sandboxes[k]!.sandboxID,
+            sandboxExpiresAt: sandboxes[k]!.endAt,
+          });
         }
       });
       runIds.forEach((runId, k) => out.push({ runId, sandboxId: sandboxes[k]!.sandboxID }));
@@ -140,7 +181,11 @@ export async function seedIdleRuns(t: Convex, emu: E2BEmulator, count: number, o
 }
 
 /** Reads runs by id (`ctx.db.get`: no scan), `batch` per transaction, in order. */
-export async function getRuns(t: Convex, ids: readonly Id<"sandboxRuns">[], batch: number): Promise<(Run | null)[]> {
+export async function getRuns(
+  t: Convex,
+  ids: readonly Id<"sandboxRuns">[],
+  batch: number,
+): Promise<(Run | null)[]> {
   const out: (Run | null)[] = [];
   for (let from = 0; from < ids.length; from += batch) {
     const slice = ids.slice(from, from + batch);
@@ -150,7 +195,11 @@ export async function getRuns(t: Convex, ids: readonly Id<"sandboxRuns">[], batc
 }
 
 /** Ids of the given runs that are not yet terminal. */
-export async function openRuns(t: Convex, ids: readonly Id<"sandboxRuns">[], batch: number): Promise<Id<"sandboxRuns">[]> {
+export async function openRuns(
+  t: Convex,
+  ids: readonly Id<"sandboxRuns">[],
+  batch: number,
+): Promise<Id<"sandboxRuns">[]> {
   const runs = await getRuns(t, ids, batch);
   return ids.filter((_, k) => {
     const r = runs[k];
@@ -162,7 +211,13 @@ export async function openRuns(t: Convex, ids: readonly Id<"sandboxRuns">[], bat
  * Checks that the finished runs seeded with `seedFinishedRuns(…, { now })` are exactly as
  * seeded (every field, no extra field). Returns a description of the first few differences.
  */
-export async function diffFinishedRuns(t: Convex, ids: readonly Id<"sandboxRuns">[], now: number, batch: number, firstIndex = 0) {
+export async function diffFinishedRuns(
+  t: Convex,
+  ids: readonly Id<"sandboxRuns">[],
+  now: number,
+  batch: number,
+  firstIndex = 0,
+) {
   const problems: string[] = [];
   let checked = 0;
   for (let from = 0; from < ids.length && problems.length < 5; from += batch) {
@@ -176,7 +231,10 @@ export async function diffFinishedRuns(t: Convex, ids: readonly Id<"sandboxRuns"
       const want = finishedRun(firstIndex + i, now) as Record<string, unknown>;
       const got = fields as Record<string, unknown>;
       for (const key of new Set([...Object.keys(want), ...Object.keys(got)])) {
-        if (got[key] !== want[key]) problems.push(`run #${i} ${_id}: ${key} is ${JSON.stringify(got[key])}, seeded ${JSON.stringify(want[key])}`);
+        if (got[key] !== want[key])
+          problems.push(
+            `run #${i} ${_id}: ${key} is ${JSON.stringify(got[key])}, seeded ${JSON.stringify(want[key])}`,
+          );
       }
     });
   }

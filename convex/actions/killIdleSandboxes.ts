@@ -40,15 +40,24 @@ export const killIdleSandboxes = internalAction({
     // Honour E2B's 429s: once one call is rate limited, the page's next calls wait a moment,
     // while calls already in flight finish undisturbed.
     let pausedUntil = 0;
-    const paced = async <T extends { outcome: string; kind?: string }>(call: () => Promise<T>): Promise<T> => {
+    const paced = async <T extends { outcome: string; kind?: string }>(
+      call: () => Promise<T>,
+    ): Promise<T> => {
       const wait = pausedUntil - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const r = await call();
-      if (r.outcome === "failed" && r.kind === "rate_limited") pausedUntil = performance.now() + RATE_LIMIT_PAUSE_MS;
+      if (r.outcome === "failed" && r.kind === "rate_limited")
+        pausedUntil = performance.now() + RATE_LIMIT_PAUSE_MS;
       return r;
     };
     const kills: { runId: KillClaim["runId"]; sandboxId?: string; kill: KillOutcome }[] = [];
-    const extendsDone: { runId: ExtendClaim["runId"]; sandboxId: string; outcome: "extended" | "gone" | "failed"; expiresAt: number; error?: string }[] = [];
+    const extendsDone: {
+      runId: ExtendClaim["runId"];
+      sandboxId: string;
+      outcome: "extended" | "gone" | "failed";
+      expiresAt: number;
+      error?: string;
+    }[] = [];
     await mapWithConcurrency(work, c.killConcurrency, async (w) => {
       if (w.kind === "kill") {
         const k = w.claim;

@@ -38,14 +38,23 @@ export const reconcileSandboxes = internalAction({
     const c = getConfig();
     const listedAt = Date.now();
     const listedIds: string[] = [];
-    const r: ReconcileResult = { listed: 0, orphansKilled: 0, killFailures: 0, listFailed: false, sandboxesGone: 0, more: false };
+    const r: ReconcileResult = {
+      listed: 0,
+      orphansKilled: 0,
+      killFailures: 0,
+      listFailed: false,
+      sandboxesGone: 0,
+      more: false,
+    };
     let token = args.nextToken;
     let pages = 0;
     do {
       const page = await listTaggedSandboxes(c, { nextToken: token, limit: c.sweepPageSize });
       if (!page.ok) {
         r.listFailed = true;
-        console.warn(`reconcile: list failed (${page.failure.kind}: ${page.failure.message}); retrying next pass`);
+        console.warn(
+          `reconcile: list failed (${page.failure.kind}: ${page.failure.message}); retrying next pass`,
+        );
         break;
       }
       pages++;
@@ -55,10 +64,17 @@ export const reconcileSandboxes = internalAction({
       const old = page.items.filter((s) => s.startedAt <= graceCutoff);
       if (old.length > 0) {
         const orphans = await ctx.runQuery(internal.reconcile.orphansAmong, {
-          listed: old.map((s) => ({ sandboxId: s.sandboxId, ...(s.runIdTag !== undefined ? { runIdTag: s.runIdTag } : {}) })),
+          listed: old.map((s) => ({
+            sandboxId: s.sandboxId,
+            ...(s.runIdTag !== undefined ? { runIdTag: s.runIdTag } : {}),
+          })),
         });
-        const results = await mapWithConcurrency(orphans, c.killConcurrency, async (o) => ({ ...o, kill: await killSandboxSafely(c, o.sandboxId) }));
-        if (results.length > 0) await ctx.runMutation(internal.reconcile.recordOrphanKillResults, { results });
+        const results = await mapWithConcurrency(orphans, c.killConcurrency, async (o) => ({
+          ...o,
+          kill: await killSandboxSafely(c, o.sandboxId),
+        }));
+        if (results.length > 0)
+          await ctx.runMutation(internal.reconcile.recordOrphanKillResults, { results });
         r.orphansKilled += results.filter((x) => x.kill.outcome === "killed").length;
         r.killFailures += results.filter((x) => x.kill.outcome === "failed").length;
       }
@@ -67,7 +83,9 @@ export const reconcileSandboxes = internalAction({
 
     if (token !== undefined && !r.listFailed) {
       r.more = true;
-      await ctx.scheduler.runAfter(0, internal.actions.reconcileSandboxes.reconcileSandboxes, { nextToken: token });
+      await ctx.scheduler.runAfter(0, internal.actions.reconcileSandboxes.reconcileSandboxes, {
+        nextToken: token,
+      });
     }
     if (args.nextToken === undefined && token === undefined && !r.listFailed) {
       // The whole namespace was listed in this pass: a running run whose sandbox is not in it
@@ -78,8 +96,13 @@ export const reconcileSandboxes = internalAction({
         graceMs: c.reconcileGraceMs,
         limit: c.sweepPageSize * MAX_PAGES_PER_PASS,
       });
-      const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({ ...m, state: await probeSandbox(c, m.sandboxId) }));
-      const gone = probed.filter((p) => p.state === "gone").map(({ runId, sandboxId }) => ({ runId, sandboxId }));
+      const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({
+        ...m,
+        state: await probeSandbox(c, m.sandboxId),
+      }));
+      const gone = probed
+        .filter((p) => p.state === "gone")
+        .map(({ runId, sandboxId }) => ({ runId, sandboxId }));
       for (const g of gone) await ctx.runMutation(internal.lifecycle.recordSandboxGone, g);
       r.sandboxesGone = gone.length;
     }

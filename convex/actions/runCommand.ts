@@ -26,11 +26,18 @@ export const runCommand = action({
     const ownerId = await requireOwner(ctx);
     const c = getConfig();
     const timeoutMs = checkCommand(args.command, args.timeoutMs);
-    const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } = await ctx.runMutation(
-      internal.commands.begin,
-      { ownerId, sandboxRunId: args.sandboxRunId, command: args.command },
-    );
-    const r = await runSandboxCommand(c, { sandboxId: begun.sandboxId, command: args.command, timeoutMs, lifetimeMs: runningLifetimeMs(c) });
+    const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } =
+      await ctx.runMutation(internal.commands.begin, {
+        ownerId,
+        sandboxRunId: args.sandboxRunId,
+        command: args.command,
+      });
+    const r = await runSandboxCommand(c, {
+      sandboxId: begun.sandboxId,
+      command: args.command,
+      timeoutMs,
+      lifetimeMs: runningLifetimeMs(c),
+    });
     if (r.outcome === "gone" || r.outcome === "failed") {
       const error = r.outcome === "gone" ? "the sandbox is gone" : r.failure.message;
       await ctx.runMutation(internal.commands.finish, {
@@ -44,13 +51,21 @@ export const runCommand = action({
         error,
       });
       if (r.outcome === "gone") {
-        await ctx.runMutation(internal.lifecycle.recordSandboxGone, { runId: begun.runId, sandboxId: begun.sandboxId });
+        await ctx.runMutation(internal.lifecycle.recordSandboxGone, {
+          runId: begun.runId,
+          sandboxId: begun.sandboxId,
+        });
         throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
       }
       throw toCallerError(r.failure);
     }
     const { outcome, sandboxExpiresAt, ...rest } = r;
-    await ctx.runMutation(internal.commands.finish, { commandId: begun.commandId, status: outcome, sandboxExpiresAt, ...rest });
+    await ctx.runMutation(internal.commands.finish, {
+      commandId: begun.commandId,
+      status: outcome,
+      sandboxExpiresAt,
+      ...rest,
+    });
     return { commandId: begun.commandId, status: outcome, ...rest };
   },
 });

@@ -65,7 +65,8 @@ async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) 
   const began = performance.now();
   for (;;) {
     const state = await ctx.runQuery(internal.lifecycle.runState, { runId });
-    if (state?.status === "running" && state.sandboxId !== undefined) return { sandboxRunId: runId, sandboxId: state.sandboxId };
+    if (state?.status === "running" && state.sandboxId !== undefined)
+      return { sandboxRunId: runId, sandboxId: state.sandboxId };
     if (state === null || state.status !== "booting") {
       throw new ConvexError({
         code: "RUN_ENDED",
@@ -100,17 +101,28 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
         await ctx.runMutation(internal.lifecycle.recordStartRefusal, {
           runId,
           error: failure.message,
-          ...(failure.kind === "rate_limited" ? { e2bBackoffMs: failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS } : {}),
+          ...(failure.kind === "rate_limited"
+            ? { e2bBackoffMs: failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS }
+            : {}),
         });
       } else {
         // The response may be lost while the sandbox lives: only its tag can find it.
         const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
-        await ctx.runMutation(internal.lifecycle.recordKill, { runId, reason: "start_failed", kill, error: failure.message });
+        await ctx.runMutation(internal.lifecycle.recordKill, {
+          runId,
+          reason: "start_failed",
+          kill,
+          error: failure.message,
+        });
       }
     });
     if (failure.kind === "rate_limited") {
       const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
-      throw new ConvexError({ code: "RATE_LIMITED", message: "E2B is rate limiting sandbox creation", retryAfterMs });
+      throw new ConvexError({
+        code: "RATE_LIMITED",
+        message: "E2B is rate limiting sandbox creation",
+        retryAfterMs,
+      });
     }
     throw err instanceof ConvexError ? err : toCallerError(failure);
   }
@@ -124,17 +136,33 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
       sandboxId,
       sandboxExpiresAt: Date.now() + bootLifetimeMs(c),
     });
-    if (!stored.wanted) throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+    if (!stored.wanted)
+      throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
     const expiresAt = Date.now() + runningLifetimeMs(c);
     const extended = await setSandboxLifetime(c, sandboxId, runningLifetimeMs(c));
-    if (extended.outcome === "gone") throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox ended while it booted" });
-    if (extended.outcome === "failed") throw toCallerError({ kind: extended.kind, message: extended.message, refused: false });
-    const running = await ctx.runMutation(internal.lifecycle.markRunRunning, { runId, sandboxId, sandboxExpiresAt: expiresAt });
-    if (!running) throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+    if (extended.outcome === "gone")
+      throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox ended while it booted" });
+    if (extended.outcome === "failed")
+      throw toCallerError({ kind: extended.kind, message: extended.message, refused: false });
+    const running = await ctx.runMutation(internal.lifecycle.markRunRunning, {
+      runId,
+      sandboxId,
+      sandboxExpiresAt: expiresAt,
+    });
+    if (!running)
+      throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
   } catch (err) {
     const kill: KillOutcome = await killSandboxSafely(c, sandboxId);
     const error = err instanceof Error ? err.message.slice(0, 300) : String(err);
-    await bestEffort(() => ctx.runMutation(internal.lifecycle.recordKill, { runId, sandboxId, reason: "start_failed", kill, error }));
+    await bestEffort(() =>
+      ctx.runMutation(internal.lifecycle.recordKill, {
+        runId,
+        sandboxId,
+        reason: "start_failed",
+        kill,
+        error,
+      }),
+    );
     if (err instanceof ConvexError) throw err;
     throw new ConvexError({
       code: "START_FAILED",
@@ -151,6 +179,9 @@ async function bestEffort(fn: () => Promise<unknown>) {
   try {
     await fn();
   } catch (err) {
-    console.warn("start cleanup record failed; the sweep will finish it:", err instanceof Error ? err.message : err);
+    console.warn(
+      "start cleanup record failed; the sweep will finish it:",
+      err instanceof Error ? err.message : err,
+    );
   }
 }

@@ -18,7 +18,10 @@ export const stopSandboxRun = action({
   handler: async (ctx, args): Promise<{ status: RunStatus }> => {
     const ownerId = await requireOwner(ctx);
     const c = getConfig();
-    const claim = await ctx.runMutation(internal.lifecycle.beginStop, { ownerId, sandboxRunId: args.sandboxRunId });
+    const claim = await ctx.runMutation(internal.lifecycle.beginStop, {
+      ownerId,
+      sandboxRunId: args.sandboxRunId,
+    });
     if (claim.action === "done") return { status: claim.status };
     const kill = await killRunSandbox(c, claim);
     const status = await ctx.runMutation(internal.lifecycle.recordKill, {

@@ -38,7 +38,13 @@ export function classifyE2BError(err: unknown): E2BFailure {
   const status = (err as { statusCode?: number } | null)?.statusCode;
   const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
   if (err instanceof RateLimitError || status === 429) {
-    return { kind: "rate_limited", status: 429, message, refused: true, ...(retryAfterMs ? { retryAfterMs } : {}) };
+    return {
+      kind: "rate_limited",
+      status: 429,
+      message,
+      refused: true,
+      ...(retryAfterMs ? { retryAfterMs } : {}),
+    };
   }
   if (err instanceof AuthenticationError || status === 401 || status === 403) {
     return { kind: "auth", status: status ?? 401, message, refused: true };
@@ -76,7 +82,9 @@ const CALLER_CODES: Record<E2BFailure["kind"], string> = {
 };
 
 /** What a caller sees of an E2B failure: a code and a short message, never a stack or a key. */
-export function toCallerError(f: E2BFailure): ConvexError<{ code: string; message: string; retryAfterMs?: number }> {
+export function toCallerError(
+  f: E2BFailure,
+): ConvexError<{ code: string; message: string; retryAfterMs?: number }> {
   return new ConvexError({
     code: CALLER_CODES[f.kind],
     message: f.kind === "auth" ? "E2B rejected this deployment's credentials" : `E2B: ${f.message}`,
@@ -87,7 +95,10 @@ export function toCallerError(f: E2BFailure): ConvexError<{ code: string; messag
 /** Throws CONFIG_INVALID when the key is missing; the start path checks this before any write. */
 export function requireApiKey(c: Config): string {
   if (!c.e2bApiKey) {
-    throw new ConvexError({ code: "CONFIG_INVALID", message: "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)" });
+    throw new ConvexError({
+      code: "CONFIG_INVALID",
+      message: "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)",
+    });
   }
   return c.e2bApiKey;
 }
@@ -229,16 +240,24 @@ export async function killSandboxesByTag(
 }
 
 /** Kills a run's sandbox: by id when the run learned it, else every sandbox tagged with the run. */
-export async function killRunSandbox(c: Config, run: { runId: string; sandboxId?: string }): Promise<KillOutcome> {
+export async function killRunSandbox(
+  c: Config,
+  run: { runId: string; sandboxId?: string },
+): Promise<KillOutcome> {
   return run.sandboxId !== undefined
     ? await killSandboxSafely(c, run.sandboxId)
     : (await killSandboxesByTag(c, run.runId, c.killConcurrency)).kill;
 }
 
-export type ExtendOutcome = { outcome: "extended" } | { outcome: "gone" } | KillOutcome & { outcome: "failed" };
+export type ExtendOutcome =
+  { outcome: "extended" } | { outcome: "gone" } | (KillOutcome & { outcome: "failed" });
 
 /** Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch). */
-export async function setSandboxLifetime(c: Config, sandboxId: string, lifetimeMs: number): Promise<ExtendOutcome> {
+export async function setSandboxLifetime(
+  c: Config,
+  sandboxId: string,
+  lifetimeMs: number,
+): Promise<ExtendOutcome> {
   try {
     await withDeadline(c, Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c)));
     return { outcome: "extended" };
@@ -249,7 +268,11 @@ export async function setSandboxLifetime(c: Config, sandboxId: string, lifetimeM
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; one slow item never stalls the rest. */
-export async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapWithConcurrency<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -308,7 +331,10 @@ export async function runSandboxCommand(
   const startedReal = performance.now();
   let sandbox: Sandbox;
   try {
-    sandbox = await withDeadline(c, Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs }));
+    sandbox = await withDeadline(
+      c,
+      Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs }),
+    );
   } catch (err) {
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
@@ -340,7 +366,8 @@ export async function runSandboxCommand(
     return finish("finished", result.stdout, result.stderr, result.exitCode);
   } catch (err) {
     if (err instanceof CommandExitError) return finish("finished", err.stdout, err.stderr, err.exitCode);
-    if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message)) return finish("timed_out", stdout, stderr);
+    if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message))
+      return finish("timed_out", stdout, stderr);
     const f = classifyE2BError(err);
     if (f.kind === "not_found" || /sandbox was killed|not found/i.test(f.message)) return { outcome: "gone" };
     return { outcome: "failed", failure: f };

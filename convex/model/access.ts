@@ -19,8 +19,13 @@ export function notFound(): ConvexError<{ code: string; message: string }> {
  * The caller's run. A malformed id, a missing run and another user's run all answer the same
  * NOT_FOUND, so nothing leaks about which runs exist.
  */
-export async function getOwnedRun(ctx: QueryCtx, ownerId: string, runId: string): Promise<Doc<"sandboxRuns">> {
-  const id = typeof runId === "string" && runId.length <= 64 ? ctx.db.normalizeId("sandboxRuns", runId) : null;
+export async function getOwnedRun(
+  ctx: QueryCtx,
+  ownerId: string,
+  runId: string,
+): Promise<Doc<"sandboxRuns">> {
+  const id =
+    typeof runId === "string" && runId.length <= 64 ? ctx.db.normalizeId("sandboxRuns", runId) : null;
   const run = id ? await ctx.db.get(id) : null;
   if (!run || run.ownerId !== ownerId) throw notFound();
   return run;
@@ -32,7 +37,10 @@ export function invalid(message: string): ConvexError<{ code: string; message: s
 
 export function checkTemplate(template: string) {
   if (!getConfig().templates.includes(template)) {
-    throw new ConvexError({ code: "INVALID_TEMPLATE", message: `Unknown template "${template.slice(0, 64)}"` });
+    throw new ConvexError({
+      code: "INVALID_TEMPLATE",
+      message: `Unknown template "${template.slice(0, 64)}"`,
+    });
   }
 }
 
@@ -48,7 +56,8 @@ export const MAX_COMMAND_CHARS = 10_000;
 export function checkCommand(command: string, timeoutMs: number | undefined): number {
   const c = getConfig();
   if (command.trim().length === 0) throw invalid("command must not be empty");
-  if (command.length > MAX_COMMAND_CHARS) throw invalid(`command must be at most ${MAX_COMMAND_CHARS} characters`);
+  if (command.length > MAX_COMMAND_CHARS)
+    throw invalid(`command must be at most ${MAX_COMMAND_CHARS} characters`);
   if (command.includes("\0")) throw invalid("command must not contain NUL characters");
   if (timeoutMs === undefined) return c.commandTimeoutMs;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1_000 || timeoutMs > c.commandTimeoutMs) {
@@ -56,4 +65,3 @@ export function checkCommand(command: string, timeoutMs: number | undefined): nu
   }
   return timeoutMs;
 }
-

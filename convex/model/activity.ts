@@ -10,7 +10,11 @@ import { isTerminal, type RunStatus } from "./status";
  * page heartbeating every few seconds costs few writes; the sweep turns activity into E2B
  * lifetime (the dead-man switch).
  */
-export async function heartbeat(ctx: MutationCtx, ownerId: string, runId: string): Promise<{ status: RunStatus; lastActivityAt: number }> {
+export async function heartbeat(
+  ctx: MutationCtx,
+  ownerId: string,
+  runId: string,
+): Promise<{ status: RunStatus; lastActivityAt: number }> {
   const run = await getOwnedRun(ctx, ownerId, runId);
   const now = Date.now();
   if (run.status === "running" && now - run.lastActivityAt >= getConfig().heartbeatWriteIntervalMs) {
@@ -40,5 +44,9 @@ export async function beginStop(ctx: MutationCtx, ownerId: string, runId: string
   const run = await getOwnedRun(ctx, ownerId, runId);
   if (isTerminal(run.status)) return { action: "done", runId: run._id, status: run.status };
   await claimForKill(ctx, run, "user", killLeaseUntil(getConfig(), Date.now()));
-  return { action: "kill", runId: run._id, ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}) };
+  return {
+    action: "kill",
+    runId: run._id,
+    ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}),
+  };
 }

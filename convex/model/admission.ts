@@ -44,14 +44,30 @@ export async function admitStart(
   if (args.idempotencyKey !== undefined) {
     const existing = await ctx.db
       .query("sandboxRuns")
-      .withIndex("by_ownerId_and_idempotencyKey", (q) => q.eq("ownerId", args.ownerId).eq("idempotencyKey", args.idempotencyKey))
+      .withIndex("by_ownerId_and_idempotencyKey", (q) =>
+        q.eq("ownerId", args.ownerId).eq("idempotencyKey", args.idempotencyKey),
+      )
       .first();
     if (existing) return { kind: "existing", run: existing };
   }
 
-  const refuse = async (code: "QUOTA_EXCEEDED" | "RATE_LIMITED", message: string, retryAfterMs?: number): Promise<Admission> => {
-    await logEvent(ctx, null, { kind: "quota_refused", ownerId: args.ownerId, reason: code, detail: message });
-    return { kind: "refused", code, message, ...(retryAfterMs !== undefined ? { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } : {}) };
+  const refuse = async (
+    code: "QUOTA_EXCEEDED" | "RATE_LIMITED",
+    message: string,
+    retryAfterMs?: number,
+  ): Promise<Admission> => {
+    await logEvent(ctx, null, {
+      kind: "quota_refused",
+      ownerId: args.ownerId,
+      reason: code,
+      detail: message,
+    });
+    return {
+      kind: "refused",
+      code,
+      message,
+      ...(retryAfterMs !== undefined ? { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } : {}),
+    };
   };
 
   const active = await ctx.db
@@ -59,15 +75,24 @@ export async function admitStart(
     .withIndex("by_ownerId_and_endedAt", (q) => q.eq("ownerId", args.ownerId).eq("endedAt", undefined))
     .take(c.maxActivePerUser);
   if (active.length >= c.maxActivePerUser) {
-    return refuse("QUOTA_EXCEEDED", `At most ${c.maxActivePerUser} active sandbox runs per user; stop one first`);
+    return refuse(
+      "QUOTA_EXCEEDED",
+      `At most ${c.maxActivePerUser} active sandbox runs per user; stop one first`,
+    );
   }
 
   const recent = await ctx.db
     .query("sandboxRuns")
-    .withIndex("by_ownerId_and_createdAt", (q) => q.eq("ownerId", args.ownerId).gt("createdAt", now - RATE_WINDOW_MS))
+    .withIndex("by_ownerId_and_createdAt", (q) =>
+      q.eq("ownerId", args.ownerId).gt("createdAt", now - RATE_WINDOW_MS),
+    )
     .take(c.startsPerMinutePerUser);
   if (recent.length >= c.startsPerMinutePerUser) {
-    return refuse("RATE_LIMITED", `At most ${c.startsPerMinutePerUser} starts per minute`, recent[0]!.createdAt + RATE_WINDOW_MS - now);
+    return refuse(
+      "RATE_LIMITED",
+      `At most ${c.startsPerMinutePerUser} starts per minute`,
+      recent[0]!.createdAt + RATE_WINDOW_MS - now,
+    );
   }
 
   const throttle = await ctx.db.query("createThrottle").first();

@@ -26,8 +26,17 @@ const envSchema = z.object({
   SANDBOX_TEMPLATES: z
     .string()
     .default("base")
-    .transform((s) => s.split(",").map((t) => t.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[\w./:-]{1,128}$/, "SANDBOX_TEMPLATES holds an invalid template name")).min(1, "SANDBOX_TEMPLATES must name at least one template")),
+    .transform((s) =>
+      s
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(z.string().regex(/^[\w./:-]{1,128}$/, "SANDBOX_TEMPLATES holds an invalid template name"))
+        .min(1, "SANDBOX_TEMPLATES must name at least one template"),
+    ),
   SANDBOX_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "SANDBOX_NAMESPACE must be 1-63 chars of a-z, 0-9, _ or -")
@@ -48,7 +57,11 @@ const envSchema = z.object({
   E2B_REQUEST_TIMEOUT_MS: ms("E2B_REQUEST_TIMEOUT_MS", 30_000, 100),
   SANDBOX_MAX_ACTIVE_PER_USER: int("SANDBOX_MAX_ACTIVE_PER_USER", 3, 1, 1_000),
   SANDBOX_STARTS_PER_MINUTE_PER_USER: int("SANDBOX_STARTS_PER_MINUTE_PER_USER", 10, 1, 10_000),
-  E2B_CREATES_PER_SECOND: z.coerce.number({ error: "E2B_CREATES_PER_SECOND must be a number" }).positive("E2B_CREATES_PER_SECOND must be > 0").max(1_000).default(1),
+  E2B_CREATES_PER_SECOND: z.coerce
+    .number({ error: "E2B_CREATES_PER_SECOND must be a number" })
+    .positive("E2B_CREATES_PER_SECOND must be > 0")
+    .max(1_000)
+    .default(1),
   SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS: ms("SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS", 15_000, 0),
   SANDBOX_COMMAND_TIMEOUT_MS: ms("SANDBOX_COMMAND_TIMEOUT_MS", 60_000),
   SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int("SANDBOX_COMMAND_OUTPUT_MAX_BYTES", 64 * 1024, 1, 512 * 1024),
@@ -91,7 +104,10 @@ export function namespaceFromUrl(url: string | undefined): string {
   } catch {
     return "local";
   }
-  const first = host.split(".")[0]!.toLowerCase().replace(/[^a-z0-9_-]/g, "-");
+  const first = host
+    .split(".")[0]!
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "-");
   return first && first !== "127" && first !== "localhost" ? first.slice(0, 63) : "local";
 }
 

@@ -12,7 +12,10 @@ export const PURGE_BUDGET = 1_000;
  * confirmed killed or gone (and a tagged sandbox that outlived its deleted run is still reaped
  * by the reconciler as "run_missing"). Returns whether the budget ran out (more to do).
  */
-export async function purgeExpired(ctx: MutationCtx, budget = PURGE_BUDGET): Promise<{ deleted: number; more: boolean }> {
+export async function purgeExpired(
+  ctx: MutationCtx,
+  budget = PURGE_BUDGET,
+): Promise<{ deleted: number; more: boolean }> {
   const cutoff = Date.now() - getConfig().retentionMs;
   let left = budget;
 
@@ -31,9 +34,18 @@ export async function purgeExpired(ctx: MutationCtx, budget = PURGE_BUDGET): Pro
       if (runs.length === 0) break;
       for (const run of runs) {
         if (left <= 0) break;
-        const events = await ctx.db.query("runEvents").withIndex("by_runId_and_at", (q) => q.eq("runId", run._id)).take(left);
+        const events = await ctx.db
+          .query("runEvents")
+          .withIndex("by_runId_and_at", (q) => q.eq("runId", run._id))
+          .take(left);
         await deleteAll(events.map((e) => e._id));
-        const commands = left > 0 ? await ctx.db.query("commands").withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id)).take(left) : [];
+        const commands =
+          left > 0
+            ? await ctx.db
+                .query("commands")
+                .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id))
+                .take(left)
+            : [];
         await deleteAll(commands.map((c) => c._id));
         if (left <= 0) break; // dependents may remain: the run goes in a later batch
         await ctx.db.delete(run._id);
@@ -42,7 +54,10 @@ export async function purgeExpired(ctx: MutationCtx, budget = PURGE_BUDGET): Pro
     }
   }
   if (left > 0) {
-    const orphans = await ctx.db.query("orphanSandboxes").withIndex("by_at", (q) => q.lt("at", cutoff)).take(left);
+    const orphans = await ctx.db
+      .query("orphanSandboxes")
+      .withIndex("by_at", (q) => q.lt("at", cutoff))
+      .take(left);
     await deleteAll(orphans.map((o) => o._id));
   }
   if (left > 0) {

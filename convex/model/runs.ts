@@ -13,7 +13,11 @@ import {
 export type Run = Doc<"sandboxRuns">;
 type EventInput = Omit<Doc<"runEvents">, "_id" | "_creationTime" | "at" | "runId" | "ownerId">;
 
-export async function logEvent(ctx: MutationCtx, run: Pick<Run, "_id" | "ownerId"> | null, e: EventInput & { ownerId?: string }) {
+export async function logEvent(
+  ctx: MutationCtx,
+  run: Pick<Run, "_id" | "ownerId"> | null,
+  e: EventInput & { ownerId?: string },
+) {
   await ctx.db.insert("runEvents", {
     ...(run ? { runId: run._id, ownerId: run.ownerId } : {}),
     at: Date.now(),
@@ -86,7 +90,11 @@ export async function insertBootingRun(
     killAttempts: 0,
   };
   const id = await ctx.db.insert("sandboxRuns", doc);
-  await logEvent(ctx, { _id: id, ownerId: args.ownerId }, { kind: "transition", to: "booting", reason: "start" });
+  await logEvent(
+    ctx,
+    { _id: id, ownerId: args.ownerId },
+    { kind: "transition", to: "booting", reason: "start" },
+  );
   return (await ctx.db.get(id))!;
 }
 
@@ -101,7 +109,8 @@ export async function recordSandboxId(
 ): Promise<{ wanted: boolean }> {
   const run = await ctx.db.get(args.runId);
   if (!run || isTerminal(run.status)) return { wanted: false };
-  if (run.sandboxId !== undefined) return { wanted: run.sandboxId === args.sandboxId && run.status === "booting" };
+  if (run.sandboxId !== undefined)
+    return { wanted: run.sandboxId === args.sandboxId && run.status === "booting" };
   if (run.status !== "booting" && run.status !== "stopping") return { wanted: false };
   await ctx.db.patch(run._id, {
     sandboxId: args.sandboxId,
@@ -132,7 +141,10 @@ export async function markRunning(
 }
 
 /** A create that E2B certainly refused: no sandbox exists, the run ends now. */
-export async function recordStartRefused(ctx: MutationCtx, args: { runId: Id<"sandboxRuns">; error: string }) {
+export async function recordStartRefused(
+  ctx: MutationCtx,
+  args: { runId: Id<"sandboxRuns">; error: string },
+) {
   await transition(
     ctx,
     args.runId,
@@ -224,28 +236,52 @@ export async function claimForKill(ctx: MutationCtx, run: Run, reason: EndReason
     return true;
   }
   if (reason === null) return false;
-  const moved = await transition(ctx, run._id, [run.status], "stopping", { endReason: reason, deadlineAt: leaseUntil }, { reason });
+  const moved = await transition(
+    ctx,
+    run._id,
+    [run.status],
+    "stopping",
+    { endReason: reason, deadlineAt: leaseUntil },
+    { reason },
+  );
   return moved !== null;
 }
 
 /** Records an extension of the sandbox's E2B lifetime, or that E2B no longer has the sandbox. */
 export async function settleExtend(
   ctx: MutationCtx,
-  args: { runId: Id<"sandboxRuns">; sandboxId: string; outcome: "extended" | "gone" | "failed"; expiresAt: number; error?: string },
+  args: {
+    runId: Id<"sandboxRuns">;
+    sandboxId: string;
+    outcome: "extended" | "gone" | "failed";
+    expiresAt: number;
+    error?: string;
+  },
 ) {
   const c = getConfig();
   const run = await ctx.db.get(args.runId);
   if (!run || run.sandboxId !== args.sandboxId || run.status !== "running") return;
   const now = Date.now();
   if (args.outcome === "extended") {
-    await ctx.db.patch(run._id, { sandboxExpiresAt: args.expiresAt, renewAt: nextRenewAt(c, args.expiresAt, now) });
-    await logEvent(ctx, run, { kind: "extend", sandboxId: args.sandboxId, detail: `expires ${new Date(args.expiresAt).toISOString()}` });
+    await ctx.db.patch(run._id, {
+      sandboxExpiresAt: args.expiresAt,
+      renewAt: nextRenewAt(c, args.expiresAt, now),
+    });
+    await logEvent(ctx, run, {
+      kind: "extend",
+      sandboxId: args.sandboxId,
+      detail: `expires ${new Date(args.expiresAt).toISOString()}`,
+    });
   } else if (args.outcome === "gone") {
     await endRunSandboxGone(ctx, run._id, args.sandboxId);
   } else {
     // Due again at the next sweep, whenever it runs.
     await ctx.db.patch(run._id, { renewAt: now + Math.floor(c.sweepIntervalMs / 2) });
-    await logEvent(ctx, run, { kind: "extend", sandboxId: args.sandboxId, detail: `failed: ${args.error ?? "unknown"}` });
+    await logEvent(ctx, run, {
+      kind: "extend",
+      sandboxId: args.sandboxId,
+      detail: `failed: ${args.error ?? "unknown"}`,
+    });
   }
 }
 
@@ -253,5 +289,12 @@ export async function settleExtend(
 export async function endRunSandboxGone(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
   const run = await ctx.db.get(runId);
   if (!run || run.sandboxId !== sandboxId) return;
-  await transition(ctx, run._id, ["running"], "stopped", { endReason: "sandbox_gone" }, { reason: "sandbox_gone", sandboxId });
+  await transition(
+    ctx,
+    run._id,
+    ["running"],
+    "stopped",
+    { endReason: "sandbox_gone" },
+    { reason: "sandbox_gone", sandboxId },
+  );
 }

@@ -5,7 +5,12 @@ import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
 import type { EndReason } from "./status";
 
 export type KillClaim = { runId: Id<"sandboxRuns">; sandboxId?: string };
-export type ExtendClaim = { runId: Id<"sandboxRuns">; sandboxId: string; lifetimeMs: number; expiresAt: number };
+export type ExtendClaim = {
+  runId: Id<"sandboxRuns">;
+  sandboxId: string;
+  lifetimeMs: number;
+  expiresAt: number;
+};
 
 /**
  * One page of sweep work, claimed in one transaction. Each scan is an index range with a bound,
@@ -42,7 +47,9 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
     left -= runs.length;
   };
   const runs = (status: "booting" | "running" | "stopping") =>
-    ctx.db.query("sandboxRuns").withIndex("by_status_and_deadlineAt", (q) => q.eq("status", status).lte("deadlineAt", now));
+    ctx.db
+      .query("sandboxRuns")
+      .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", status).lte("deadlineAt", now));
 
   // Booting past the boot deadline (with or without a sandboxId).
   await claim(await runs("booting").take(left), "boot_timeout");
@@ -52,7 +59,9 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
   if (left > 0) {
     const idle = await ctx.db
       .query("sandboxRuns")
-      .withIndex("by_status_and_lastActivityAt", (q) => q.eq("status", "running").lte("lastActivityAt", now - c.idleTimeoutMs))
+      .withIndex("by_status_and_lastActivityAt", (q) =>
+        q.eq("status", "running").lte("lastActivityAt", now - c.idleTimeoutMs),
+      )
       .take(left);
     await claim(idle, "idle");
   }
@@ -78,7 +87,12 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
     // Only activity worth at least a sweep interval of lifetime buys an E2B call.
     if (target - current >= c.sweepIntervalMs && target > now) {
       await ctx.db.patch(run._id, { renewAt: lease });
-      extendsOut.push({ runId: run._id, sandboxId: run.sandboxId, lifetimeMs: target - now, expiresAt: target });
+      extendsOut.push({
+        runId: run._id,
+        sandboxId: run.sandboxId,
+        lifetimeMs: target - now,
+        expiresAt: target,
+      });
     } else {
       await ctx.db.patch(run._id, { renewAt: nextRenewAt(c, current, now) });
     }

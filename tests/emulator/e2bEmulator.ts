@@ -170,7 +170,7 @@ function goQueryUnescape(s: string): string {
     } else if (c === "+") {
       bytes.push(0x20);
     } else {
-      for (const b of Buffer.from(c, "utf8")) bytes.push(b);
+      for (const b of Buffer.from(c!, "utf8")) bytes.push(b);
     }
   }
   return Buffer.from(bytes).toString("utf8");
@@ -188,7 +188,7 @@ export function parseMetadataFilter(raw: string): Record<string, string> {
   for (const pair of query.split("&")) {
     const parts = pair.split("=");
     if (parts.length !== 2) throw new Error("invalid key value pair in query");
-    filters[goQueryUnescape(parts[0])] = goQueryUnescape(parts[1]);
+    filters[goQueryUnescape(parts[0]!)] = goQueryUnescape(parts[1]!);
   }
   return filters;
 }
@@ -202,10 +202,11 @@ function encodeCursor(startedAt: number, id: string, asc: boolean): string {
 function decodeCursor(token: string): { time: number; id: string; asc: boolean } {
   const raw = Buffer.from(token.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8");
   const parts = raw.split("__");
-  if (parts.length !== 2 && !(parts.length === 3 && parts[2] === "asc")) throw new Error("invalid cursor format");
-  const time = Date.parse(parts[0]);
+  if (parts.length !== 2 && !(parts.length === 3 && parts[2] === "asc"))
+    throw new Error("invalid cursor format");
+  const time = Date.parse(parts[0]!);
   if (Number.isNaN(time)) throw new Error("invalid timestamp format in cursor");
-  return { time, id: parts[1], asc: parts.length === 3 };
+  return { time, id: parts[1]!, asc: parts.length === 3 };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -219,7 +220,8 @@ function stringMap(body: Record<string, unknown>, field: string): Record<string,
   if (!isPlainObject(v)) throw new HttpError(400, `Error when parsing request: ${field} must be an object`);
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== "string") throw new HttpError(400, `Error when parsing request: ${field}.${k} must be a string`);
+    if (typeof val !== "string")
+      throw new HttpError(400, `Error when parsing request: ${field}.${k} must be a string`);
     out[k] = val;
   }
   return out;
@@ -237,7 +239,7 @@ function secondsField(body: Record<string, unknown>, field: string): number | un
 
 /** E2B's ShortID: IDs may come as "<sandboxID>-<clientID>"; only the part before "-" counts. */
 function shortID(id: string): string {
-  return id.split("-")[0];
+  return id.split("-")[0]!;
 }
 
 function matchRoute(method: string, path: string): Route | undefined {
@@ -254,13 +256,13 @@ function matchRoute(method: string, path: string): Route | undefined {
     if (seg.length === 2 && method === "POST") return { endpoint: "create" };
     if (seg.length === 2 && method === "GET") return { endpoint: "list" };
     if (seg.length === 4 && seg[3] === "connect" && method === "POST") {
-      id = decodeId(seg[2]);
+      id = decodeId(seg[2]!);
       return { endpoint: "connect", id };
     }
     return undefined;
   }
   if (seg[0] === "sandboxes" && seg.length >= 2) {
-    id = decodeId(seg[1]);
+    id = decodeId(seg[1]!);
     if (seg.length === 2 && method === "DELETE") return { endpoint: "kill", id };
     if (seg.length === 2 && method === "GET") return { endpoint: "getInfo", id };
     if (seg.length === 3 && seg[2] === "timeout" && method === "POST") return { endpoint: "setTimeout", id };
@@ -455,7 +457,7 @@ export class E2BEmulator {
     f: Pick<EmulatedSandbox, "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause">,
   ): EmulatedSandbox {
     // Template references may carry a ":tag"; aliases resolve to the template ID, as E2B reports.
-    const name = template.split(":")[0].trim().toLowerCase();
+    const name = template.split(":")[0]!.trim().toLowerCase();
     const resolved = this.templates[name];
     const sbx: EmulatedSandbox = {
       sandboxID: newSandboxID(),
@@ -516,8 +518,15 @@ export class E2BEmulator {
 
     if (headerId !== undefined) {
       // envd traffic: the SDK sends it to E2B_SANDBOX_URL with the sandbox in a header.
-      const id = Array.isArray(headerId) ? headerId[0] : headerId;
-      const rec: CallRecord = { endpoint: "other", method, path: url.pathname, status: 0, at: this.clock(), sandboxID: id };
+      const id = Array.isArray(headerId) ? (headerId[0] ?? "") : headerId;
+      const rec: CallRecord = {
+        endpoint: "other",
+        method,
+        path: url.pathname,
+        status: 0,
+        at: this.clock(),
+        sandboxID: id,
+      };
       this.calls.push(rec);
       res.on("finish", () => (rec.status = res.statusCode));
       this.sweep();
@@ -560,7 +569,10 @@ export class E2BEmulator {
     try {
       raw = await readBody(req);
     } catch (e) {
-      return fail(e instanceof HttpError ? e.status : 400, `Error when reading request: ${String((e as Error).message)}`);
+      return fail(
+        e instanceof HttpError ? e.status : 400,
+        `Error when reading request: ${String((e as Error).message)}`,
+      );
     }
 
     if (!route) return fail(404, `Not found: ${method} ${url.pathname}`);
@@ -571,7 +583,8 @@ export class E2BEmulator {
     // Auth runs before the handler, as E2B's middleware does.
     if (this.opts.apiKey !== undefined) {
       const key = req.headers["x-api-key"];
-      if (key === undefined || key === "") return fail(401, "Invalid API key, please check the X-API-KEY header");
+      if (key === undefined || key === "")
+        return fail(401, "Invalid API key, please check the X-API-KEY header");
       if (key !== this.opts.apiKey) return fail(401, "Invalid API key");
     }
 
@@ -589,7 +602,8 @@ export class E2BEmulator {
       }
       rec.body = parsed;
       if (method === "POST") {
-        if (!isPlainObject(parsed)) return fail(400, "Error when parsing request: body must be a JSON object");
+        if (!isPlainObject(parsed))
+          return fail(400, "Error when parsing request: body must be a JSON object");
         body = parsed;
       }
     }
@@ -597,7 +611,8 @@ export class E2BEmulator {
     // A status-only fault answers instead of doing the work.
     if (fault?.status !== undefined && !fault.dropResponse && !fault.hang) {
       const headers: Record<string, string> = {};
-      if (fault.retryAfterS !== undefined) headers["Retry-After"] = String(Math.max(0, Math.floor(fault.retryAfterS)));
+      if (fault.retryAfterS !== undefined)
+        headers["Retry-After"] = String(Math.max(0, Math.floor(fault.retryAfterS)));
       return fail(fault.status, fault.message ?? defaultFaultMessage(fault.status), headers);
     }
 
@@ -606,7 +621,8 @@ export class E2BEmulator {
       this.sweep();
       outcome = this.perform(route, url, body);
     } catch (e) {
-      if (e instanceof HttpError) outcome = { status: e.status, body: { code: e.status, message: e.message } };
+      if (e instanceof HttpError)
+        outcome = { status: e.status, body: { code: e.status, message: e.message } };
       else throw e;
     }
 
@@ -622,9 +638,9 @@ export class E2BEmulator {
     const q = this.faults.get(endpoint);
     if (!q || q.length === 0) return undefined;
     const head = q[0];
-    head.remaining--;
-    if (head.remaining <= 0) q.shift();
-    return head.spec;
+    head!.remaining--;
+    if (head!.remaining <= 0) q.shift();
+    return head!.spec;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -746,7 +762,8 @@ export class E2BEmulator {
 
     const matches = (s: EmulatedSandbox) =>
       states.includes(s.state) &&
-      (filter === undefined || Object.entries(filter).every(([k, v]) => Object.hasOwn(s.metadata, k) && s.metadata[k] === v)) &&
+      (filter === undefined ||
+        Object.entries(filter).every(([k, v]) => Object.hasOwn(s.metadata, k) && s.metadata[k] === v)) &&
       (startedAfter === undefined || s.startedAt >= startedAfter) &&
       (template === undefined || s.templateID === template || s.alias === template);
 
@@ -758,11 +775,21 @@ export class E2BEmulator {
 
     // Newest first (or oldest first), ties broken by sandbox ID ascending, as E2B sorts.
     selected.sort((a, b) =>
-      a.startedAt !== b.startedAt ? (asc ? a.startedAt - b.startedAt : b.startedAt - a.startedAt) : a.sandboxID < b.sandboxID ? -1 : a.sandboxID > b.sandboxID ? 1 : 0,
+      a.startedAt !== b.startedAt
+        ? asc
+          ? a.startedAt - b.startedAt
+          : b.startedAt - a.startedAt
+        : a.sandboxID < b.sandboxID
+          ? -1
+          : a.sandboxID > b.sandboxID
+            ? 1
+            : 0,
     );
     const after = cursor
-      ? selected.filter((s) =>
-          (asc ? s.startedAt > cursor.time : s.startedAt < cursor.time) || (s.startedAt === cursor.time && s.sandboxID > cursor.id),
+      ? selected.filter(
+          (s) =>
+            (asc ? s.startedAt > cursor.time : s.startedAt < cursor.time) ||
+            (s.startedAt === cursor.time && s.sandboxID > cursor.id),
         )
       : selected;
 
@@ -770,7 +797,7 @@ export class E2BEmulator {
     // X-Next-Token only when more remain; absent on the last page (the SDK stops on absence).
     if (after.length > limit) {
       const last = page[page.length - 1];
-      headers["X-Next-Token"] = encodeCursor(last.startedAt, last.sandboxID, asc);
+      headers["X-Next-Token"] = encodeCursor(last!.startedAt, last!.sandboxID, asc);
     }
     return { status: 200, body: page.map(listedBody), headers };
   }
@@ -909,7 +936,12 @@ function defaultFaultMessage(status: number): string {
   }
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
@@ -934,7 +966,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
         chunks.push(c);
       }
     });
-    req.on("end", () => (failed ? reject(new HttpError(413, "request body too large")) : resolve(Buffer.concat(chunks))));
+    req.on("end", () =>
+      failed ? reject(new HttpError(413, "request body too large")) : resolve(Buffer.concat(chunks)),
+    );
     req.on("error", reject);
   });
 }

@@ -73,38 +73,38 @@ import { E2BEmulator, type E2BEmulatorOptions } from "./e2bEmulator";
 /** @generated-copy file process/process.proto (from e2b@2.51.0 dist) */
 export const file_process_process: GenFile = /*@__PURE__*/ fileDesc(
   "ChVwcm9jZXNzL3Byb2Nlc3MucHJvdG8SB3Byb2Nlc3MiSgoDUFRZEh8KBHNpemUYASABKAsyES5wcm9jZXNzLlBUWS5TaXplGiIKBFNpemUSDAoEY29s" +
-  "cxgBIAEoDRIMCgRyb3dzGAIgASgNIqEBCg1Qcm9jZXNzQ29uZmlnEgsKA2NtZBgBIAEoCRIMCgRhcmdzGAIgAygJEi4KBGVudnMYAyADKAsyIC5wcm9j" +
-  "ZXNzLlByb2Nlc3NDb25maWcuRW52c0VudHJ5EhAKA2N3ZBgEIAEoCUgAiAEBGisKCUVudnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6" +
-  "AjgBQgYKBF9jd2QiDQoLTGlzdFJlcXVlc3QiXAoLUHJvY2Vzc0luZm8SJgoGY29uZmlnGAEgASgLMhYucHJvY2Vzcy5Qcm9jZXNzQ29uZmlnEgsKA3Bp" +
-  "ZBgCIAEoDRIQCgN0YWcYAyABKAlIAIgBAUIGCgRfdGFnIjcKDExpc3RSZXNwb25zZRInCglwcm9jZXNzZXMYASADKAsyFC5wcm9jZXNzLlByb2Nlc3NJ" +
-  "bmZvIpcBCgxTdGFydFJlcXVlc3QSJwoHcHJvY2VzcxgBIAEoCzIWLnByb2Nlc3MuUHJvY2Vzc0NvbmZpZxIeCgNwdHkYAiABKAsyDC5wcm9jZXNzLlBU" +
-  "WUgAiAEBEhAKA3RhZxgDIAEoCUgBiAEBEhIKBXN0ZGluGAQgASgISAKIAQFCBgoEX3B0eUIGCgRfdGFnQggKBl9zdGRpbiJiCg1VcGRhdGVSZXF1ZXN0" +
-  "EikKB3Byb2Nlc3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvchIeCgNwdHkYAiABKAsyDC5wcm9jZXNzLlBUWUgAiAEBQgYKBF9wdHkiEAoO" +
-  "VXBkYXRlUmVzcG9uc2UirwMKDFByb2Nlc3NFdmVudBIxCgVzdGFydBgBIAEoCzIgLnByb2Nlc3MuUHJvY2Vzc0V2ZW50LlN0YXJ0RXZlbnRIABIvCgRk" +
-  "YXRhGAIgASgLMh8ucHJvY2Vzcy5Qcm9jZXNzRXZlbnQuRGF0YUV2ZW50SAASLQoDZW5kGAMgASgLMh4ucHJvY2Vzcy5Qcm9jZXNzRXZlbnQuRW5kRXZl" +
-  "bnRIABI0CglrZWVwYWxpdmUYBCABKAsyHy5wcm9jZXNzLlByb2Nlc3NFdmVudC5LZWVwQWxpdmVIABoZCgpTdGFydEV2ZW50EgsKA3BpZBgBIAEoDRpI" +
-  "CglEYXRhRXZlbnQSEAoGc3Rkb3V0GAEgASgMSAASEAoGc3RkZXJyGAIgASgMSAASDQoDcHR5GAMgASgMSABCCAoGb3V0cHV0GlsKCEVuZEV2ZW50EhEK" +
-  "CWV4aXRfY29kZRgBIAEoERIOCgZleGl0ZWQYAiABKAgSDgoGc3RhdHVzGAMgASgJEhIKBWVycm9yGAQgASgJSACIAQFCCAoGX2Vycm9yGgsKCUtlZXBB" +
-  "bGl2ZUIHCgVldmVudCI1Cg1TdGFydFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUucHJvY2Vzcy5Qcm9jZXNzRXZlbnQiNwoPQ29ubmVjdFJlc3BvbnNl" +
-  "EiQKBWV2ZW50GAEgASgLMhUucHJvY2Vzcy5Qcm9jZXNzRXZlbnQiYwoQU2VuZElucHV0UmVxdWVzdBIpCgdwcm9jZXNzGAEgASgLMhgucHJvY2Vzcy5Q" +
-  "cm9jZXNzU2VsZWN0b3ISJAoFaW5wdXQYAiABKAsyFS5wcm9jZXNzLlByb2Nlc3NJbnB1dCITChFTZW5kSW5wdXRSZXNwb25zZSI3CgxQcm9jZXNzSW5w" +
-  "dXQSDwoFc3RkaW4YASABKAxIABINCgNwdHkYAiABKAxIAEIHCgVpbnB1dCLCAgoSU3RyZWFtSW5wdXRSZXF1ZXN0EjcKBXN0YXJ0GAEgASgLMiYucHJv" +
-  "Y2Vzcy5TdHJlYW1JbnB1dFJlcXVlc3QuU3RhcnRFdmVudEgAEjUKBGRhdGEYAiABKAsyJS5wcm9jZXNzLlN0cmVhbUlucHV0UmVxdWVzdC5EYXRhRXZl" +
-  "bnRIABI6CglrZWVwYWxpdmUYAyABKAsyJS5wcm9jZXNzLlN0cmVhbUlucHV0UmVxdWVzdC5LZWVwQWxpdmVIABo3CgpTdGFydEV2ZW50EikKB3Byb2Nl" +
-  "c3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvchoxCglEYXRhRXZlbnQSJAoFaW5wdXQYAiABKAsyFS5wcm9jZXNzLlByb2Nlc3NJbnB1dBoL" +
-  "CglLZWVwQWxpdmVCBwoFZXZlbnQiFQoTU3RyZWFtSW5wdXRSZXNwb25zZSJfChFTZW5kU2lnbmFsUmVxdWVzdBIpCgdwcm9jZXNzGAEgASgLMhgucHJv" +
-  "Y2Vzcy5Qcm9jZXNzU2VsZWN0b3ISHwoGc2lnbmFsGAIgASgOMg8ucHJvY2Vzcy5TaWduYWwiFAoSU2VuZFNpZ25hbFJlc3BvbnNlIj4KEUNsb3NlU3Rk" +
-  "aW5SZXF1ZXN0EikKB3Byb2Nlc3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvciIUChJDbG9zZVN0ZGluUmVzcG9uc2UiOwoOQ29ubmVjdFJl" +
-  "cXVlc3QSKQoHcHJvY2VzcxgBIAEoCzIYLnByb2Nlc3MuUHJvY2Vzc1NlbGVjdG9yIjsKD1Byb2Nlc3NTZWxlY3RvchINCgNwaWQYASABKA1IABINCgN0" +
-  "YWcYAiABKAlIAEIKCghzZWxlY3RvcipICgZTaWduYWwSFgoSU0lHTkFMX1VOU1BFQ0lGSUVEEAASEgoOU0lHTkFMX1NJR1RFUk0QDxISCg5TSUdOQUxf" +
-  "U0lHS0lMTBAJMpEECgdQcm9jZXNzEjMKBExpc3QSFC5wcm9jZXNzLkxpc3RSZXF1ZXN0GhUucHJvY2Vzcy5MaXN0UmVzcG9uc2USPgoHQ29ubmVjdBIX" +
-  "LnByb2Nlc3MuQ29ubmVjdFJlcXVlc3QaGC5wcm9jZXNzLkNvbm5lY3RSZXNwb25zZTABEjgKBVN0YXJ0EhUucHJvY2Vzcy5TdGFydFJlcXVlc3QaFi5w" +
-  "cm9jZXNzLlN0YXJ0UmVzcG9uc2UwARI5CgZVcGRhdGUSFi5wcm9jZXNzLlVwZGF0ZVJlcXVlc3QaFy5wcm9jZXNzLlVwZGF0ZVJlc3BvbnNlEkoKC1N0" +
-  "cmVhbUlucHV0EhsucHJvY2Vzcy5TdHJlYW1JbnB1dFJlcXVlc3QaHC5wcm9jZXNzLlN0cmVhbUlucHV0UmVzcG9uc2UoARJCCglTZW5kSW5wdXQSGS5w" +
-  "cm9jZXNzLlNlbmRJbnB1dFJlcXVlc3QaGi5wcm9jZXNzLlNlbmRJbnB1dFJlc3BvbnNlEkUKClNlbmRTaWduYWwSGi5wcm9jZXNzLlNlbmRTaWduYWxS" +
-  "ZXF1ZXN0GhsucHJvY2Vzcy5TZW5kU2lnbmFsUmVzcG9uc2USRQoKQ2xvc2VTdGRpbhIaLnByb2Nlc3MuQ2xvc2VTdGRpblJlcXVlc3QaGy5wcm9jZXNz" +
-  "LkNsb3NlU3RkaW5SZXNwb25zZUJXCgtjb20ucHJvY2Vzc0IMUHJvY2Vzc1Byb3RvUAGiAgNQWFiqAgdQcm9jZXNzygIHUHJvY2Vzc+ICE1Byb2Nlc3Nc" +
-  "R1BCTWV0YWRhdGHqAgdQcm9jZXNzYgZwcm90bzM",
+    "cxgBIAEoDRIMCgRyb3dzGAIgASgNIqEBCg1Qcm9jZXNzQ29uZmlnEgsKA2NtZBgBIAEoCRIMCgRhcmdzGAIgAygJEi4KBGVudnMYAyADKAsyIC5wcm9j" +
+    "ZXNzLlByb2Nlc3NDb25maWcuRW52c0VudHJ5EhAKA2N3ZBgEIAEoCUgAiAEBGisKCUVudnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6" +
+    "AjgBQgYKBF9jd2QiDQoLTGlzdFJlcXVlc3QiXAoLUHJvY2Vzc0luZm8SJgoGY29uZmlnGAEgASgLMhYucHJvY2Vzcy5Qcm9jZXNzQ29uZmlnEgsKA3Bp" +
+    "ZBgCIAEoDRIQCgN0YWcYAyABKAlIAIgBAUIGCgRfdGFnIjcKDExpc3RSZXNwb25zZRInCglwcm9jZXNzZXMYASADKAsyFC5wcm9jZXNzLlByb2Nlc3NJ" +
+    "bmZvIpcBCgxTdGFydFJlcXVlc3QSJwoHcHJvY2VzcxgBIAEoCzIWLnByb2Nlc3MuUHJvY2Vzc0NvbmZpZxIeCgNwdHkYAiABKAsyDC5wcm9jZXNzLlBU" +
+    "WUgAiAEBEhAKA3RhZxgDIAEoCUgBiAEBEhIKBXN0ZGluGAQgASgISAKIAQFCBgoEX3B0eUIGCgRfdGFnQggKBl9zdGRpbiJiCg1VcGRhdGVSZXF1ZXN0" +
+    "EikKB3Byb2Nlc3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvchIeCgNwdHkYAiABKAsyDC5wcm9jZXNzLlBUWUgAiAEBQgYKBF9wdHkiEAoO" +
+    "VXBkYXRlUmVzcG9uc2UirwMKDFByb2Nlc3NFdmVudBIxCgVzdGFydBgBIAEoCzIgLnByb2Nlc3MuUHJvY2Vzc0V2ZW50LlN0YXJ0RXZlbnRIABIvCgRk" +
+    "YXRhGAIgASgLMh8ucHJvY2Vzcy5Qcm9jZXNzRXZlbnQuRGF0YUV2ZW50SAASLQoDZW5kGAMgASgLMh4ucHJvY2Vzcy5Qcm9jZXNzRXZlbnQuRW5kRXZl" +
+    "bnRIABI0CglrZWVwYWxpdmUYBCABKAsyHy5wcm9jZXNzLlByb2Nlc3NFdmVudC5LZWVwQWxpdmVIABoZCgpTdGFydEV2ZW50EgsKA3BpZBgBIAEoDRpI" +
+    "CglEYXRhRXZlbnQSEAoGc3Rkb3V0GAEgASgMSAASEAoGc3RkZXJyGAIgASgMSAASDQoDcHR5GAMgASgMSABCCAoGb3V0cHV0GlsKCEVuZEV2ZW50EhEK" +
+    "CWV4aXRfY29kZRgBIAEoERIOCgZleGl0ZWQYAiABKAgSDgoGc3RhdHVzGAMgASgJEhIKBWVycm9yGAQgASgJSACIAQFCCAoGX2Vycm9yGgsKCUtlZXBB" +
+    "bGl2ZUIHCgVldmVudCI1Cg1TdGFydFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUucHJvY2Vzcy5Qcm9jZXNzRXZlbnQiNwoPQ29ubmVjdFJlc3BvbnNl" +
+    "EiQKBWV2ZW50GAEgASgLMhUucHJvY2Vzcy5Qcm9jZXNzRXZlbnQiYwoQU2VuZElucHV0UmVxdWVzdBIpCgdwcm9jZXNzGAEgASgLMhgucHJvY2Vzcy5Q" +
+    "cm9jZXNzU2VsZWN0b3ISJAoFaW5wdXQYAiABKAsyFS5wcm9jZXNzLlByb2Nlc3NJbnB1dCITChFTZW5kSW5wdXRSZXNwb25zZSI3CgxQcm9jZXNzSW5w" +
+    "dXQSDwoFc3RkaW4YASABKAxIABINCgNwdHkYAiABKAxIAEIHCgVpbnB1dCLCAgoSU3RyZWFtSW5wdXRSZXF1ZXN0EjcKBXN0YXJ0GAEgASgLMiYucHJv" +
+    "Y2Vzcy5TdHJlYW1JbnB1dFJlcXVlc3QuU3RhcnRFdmVudEgAEjUKBGRhdGEYAiABKAsyJS5wcm9jZXNzLlN0cmVhbUlucHV0UmVxdWVzdC5EYXRhRXZl" +
+    "bnRIABI6CglrZWVwYWxpdmUYAyABKAsyJS5wcm9jZXNzLlN0cmVhbUlucHV0UmVxdWVzdC5LZWVwQWxpdmVIABo3CgpTdGFydEV2ZW50EikKB3Byb2Nl" +
+    "c3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvchoxCglEYXRhRXZlbnQSJAoFaW5wdXQYAiABKAsyFS5wcm9jZXNzLlByb2Nlc3NJbnB1dBoL" +
+    "CglLZWVwQWxpdmVCBwoFZXZlbnQiFQoTU3RyZWFtSW5wdXRSZXNwb25zZSJfChFTZW5kU2lnbmFsUmVxdWVzdBIpCgdwcm9jZXNzGAEgASgLMhgucHJv" +
+    "Y2Vzcy5Qcm9jZXNzU2VsZWN0b3ISHwoGc2lnbmFsGAIgASgOMg8ucHJvY2Vzcy5TaWduYWwiFAoSU2VuZFNpZ25hbFJlc3BvbnNlIj4KEUNsb3NlU3Rk" +
+    "aW5SZXF1ZXN0EikKB3Byb2Nlc3MYASABKAsyGC5wcm9jZXNzLlByb2Nlc3NTZWxlY3RvciIUChJDbG9zZVN0ZGluUmVzcG9uc2UiOwoOQ29ubmVjdFJl" +
+    "cXVlc3QSKQoHcHJvY2VzcxgBIAEoCzIYLnByb2Nlc3MuUHJvY2Vzc1NlbGVjdG9yIjsKD1Byb2Nlc3NTZWxlY3RvchINCgNwaWQYASABKA1IABINCgN0" +
+    "YWcYAiABKAlIAEIKCghzZWxlY3RvcipICgZTaWduYWwSFgoSU0lHTkFMX1VOU1BFQ0lGSUVEEAASEgoOU0lHTkFMX1NJR1RFUk0QDxISCg5TSUdOQUxf" +
+    "U0lHS0lMTBAJMpEECgdQcm9jZXNzEjMKBExpc3QSFC5wcm9jZXNzLkxpc3RSZXF1ZXN0GhUucHJvY2Vzcy5MaXN0UmVzcG9uc2USPgoHQ29ubmVjdBIX" +
+    "LnByb2Nlc3MuQ29ubmVjdFJlcXVlc3QaGC5wcm9jZXNzLkNvbm5lY3RSZXNwb25zZTABEjgKBVN0YXJ0EhUucHJvY2Vzcy5TdGFydFJlcXVlc3QaFi5w" +
+    "cm9jZXNzLlN0YXJ0UmVzcG9uc2UwARI5CgZVcGRhdGUSFi5wcm9jZXNzLlVwZGF0ZVJlcXVlc3QaFy5wcm9jZXNzLlVwZGF0ZVJlc3BvbnNlEkoKC1N0" +
+    "cmVhbUlucHV0EhsucHJvY2Vzcy5TdHJlYW1JbnB1dFJlcXVlc3QaHC5wcm9jZXNzLlN0cmVhbUlucHV0UmVzcG9uc2UoARJCCglTZW5kSW5wdXQSGS5w" +
+    "cm9jZXNzLlNlbmRJbnB1dFJlcXVlc3QaGi5wcm9jZXNzLlNlbmRJbnB1dFJlc3BvbnNlEkUKClNlbmRTaWduYWwSGi5wcm9jZXNzLlNlbmRTaWduYWxS" +
+    "ZXF1ZXN0GhsucHJvY2Vzcy5TZW5kU2lnbmFsUmVzcG9uc2USRQoKQ2xvc2VTdGRpbhIaLnByb2Nlc3MuQ2xvc2VTdGRpblJlcXVlc3QaGy5wcm9jZXNz" +
+    "LkNsb3NlU3RkaW5SZXNwb25zZUJXCgtjb20ucHJvY2Vzc0IMUHJvY2Vzc1Byb3RvUAGiAgNQWFiqAgdQcm9jZXNzygIHUHJvY2Vzc+ICE1Byb2Nlc3Nc" +
+    "R1BCTWV0YWRhdGHqAgdQcm9jZXNzYgZwcm90bzM",
 );
 
 export type ProcessConfig = Message<"process.ProcessConfig"> & {
@@ -113,12 +113,12 @@ export type ProcessConfig = Message<"process.ProcessConfig"> & {
   envs: { [key: string]: string };
   cwd?: string;
 };
-export type PTY = Message<"process.PTY"> & { size?: Message<"process.PTY.Size"> & { cols: number; rows: number } };
+export type PTY = Message<"process.PTY"> & {
+  size?: Message<"process.PTY.Size"> & { cols: number; rows: number };
+};
 export type ProcessSelector = Message<"process.ProcessSelector"> & {
   selector:
-    | { value: number; case: "pid" }
-    | { value: string; case: "tag" }
-    | { case: undefined; value?: undefined };
+    { value: number; case: "pid" } | { value: string; case: "tag" } | { case: undefined; value?: undefined };
 };
 export type ProcessInput = Message<"process.ProcessInput"> & {
   input:
@@ -127,7 +127,11 @@ export type ProcessInput = Message<"process.ProcessInput"> & {
     | { case: undefined; value?: undefined };
 };
 export type ListRequest = Message<"process.ListRequest">;
-export type ProcessInfo = Message<"process.ProcessInfo"> & { config?: ProcessConfig; pid: number; tag?: string };
+export type ProcessInfo = Message<"process.ProcessInfo"> & {
+  config?: ProcessConfig;
+  pid: number;
+  tag?: string;
+};
 export type ListResponse = Message<"process.ListResponse"> & { processes: ProcessInfo[] };
 export type StartRequest = Message<"process.StartRequest"> & {
   process?: ProcessConfig;
@@ -163,11 +167,17 @@ export type ProcessEvent = Message<"process.ProcessEvent"> & {
 };
 export type StartResponse = Message<"process.StartResponse"> & { event?: ProcessEvent };
 export type ConnectResponse = Message<"process.ConnectResponse"> & { event?: ProcessEvent };
-export type SendInputRequest = Message<"process.SendInputRequest"> & { process?: ProcessSelector; input?: ProcessInput };
+export type SendInputRequest = Message<"process.SendInputRequest"> & {
+  process?: ProcessSelector;
+  input?: ProcessInput;
+};
 export type SendInputResponse = Message<"process.SendInputResponse">;
 export type StreamInputRequest = Message<"process.StreamInputRequest">;
 export type StreamInputResponse = Message<"process.StreamInputResponse">;
-export type SendSignalRequest = Message<"process.SendSignalRequest"> & { process?: ProcessSelector; signal: number };
+export type SendSignalRequest = Message<"process.SendSignalRequest"> & {
+  process?: ProcessSelector;
+  signal: number;
+};
 export type SendSignalResponse = Message<"process.SendSignalResponse">;
 export type CloseStdinRequest = Message<"process.CloseStdinRequest"> & { process?: ProcessSelector };
 export type CloseStdinResponse = Message<"process.CloseStdinResponse">;
@@ -183,7 +193,10 @@ export const ConnectResponseSchema: GenMessage<ConnectResponse> = messageDesc(fi
 export const SendInputRequestSchema: GenMessage<SendInputRequest> = messageDesc(file_process_process, 11);
 export const SendInputResponseSchema: GenMessage<SendInputResponse> = messageDesc(file_process_process, 12);
 export const StreamInputRequestSchema: GenMessage<StreamInputRequest> = messageDesc(file_process_process, 14);
-export const StreamInputResponseSchema: GenMessage<StreamInputResponse> = messageDesc(file_process_process, 15);
+export const StreamInputResponseSchema: GenMessage<StreamInputResponse> = messageDesc(
+  file_process_process,
+  15,
+);
 export const SendSignalRequestSchema: GenMessage<SendSignalRequest> = messageDesc(file_process_process, 16);
 export const SendSignalResponseSchema: GenMessage<SendSignalResponse> = messageDesc(file_process_process, 17);
 export const CloseStdinRequestSchema: GenMessage<CloseStdinRequest> = messageDesc(file_process_process, 18);
@@ -193,13 +206,37 @@ export const ConnectRequestSchema: GenMessage<ConnectRequest> = messageDesc(file
 /** service process.Process */
 export const ProcessService: GenService<{
   list: { methodKind: "unary"; input: typeof ListRequestSchema; output: typeof ListResponseSchema };
-  connect: { methodKind: "server_streaming"; input: typeof ConnectRequestSchema; output: typeof ConnectResponseSchema };
-  start: { methodKind: "server_streaming"; input: typeof StartRequestSchema; output: typeof StartResponseSchema };
+  connect: {
+    methodKind: "server_streaming";
+    input: typeof ConnectRequestSchema;
+    output: typeof ConnectResponseSchema;
+  };
+  start: {
+    methodKind: "server_streaming";
+    input: typeof StartRequestSchema;
+    output: typeof StartResponseSchema;
+  };
   update: { methodKind: "unary"; input: typeof UpdateRequestSchema; output: typeof UpdateResponseSchema };
-  streamInput: { methodKind: "client_streaming"; input: typeof StreamInputRequestSchema; output: typeof StreamInputResponseSchema };
-  sendInput: { methodKind: "unary"; input: typeof SendInputRequestSchema; output: typeof SendInputResponseSchema };
-  sendSignal: { methodKind: "unary"; input: typeof SendSignalRequestSchema; output: typeof SendSignalResponseSchema };
-  closeStdin: { methodKind: "unary"; input: typeof CloseStdinRequestSchema; output: typeof CloseStdinResponseSchema };
+  streamInput: {
+    methodKind: "client_streaming";
+    input: typeof StreamInputRequestSchema;
+    output: typeof StreamInputResponseSchema;
+  };
+  sendInput: {
+    methodKind: "unary";
+    input: typeof SendInputRequestSchema;
+    output: typeof SendInputResponseSchema;
+  };
+  sendSignal: {
+    methodKind: "unary";
+    input: typeof SendSignalRequestSchema;
+    output: typeof SendSignalResponseSchema;
+  };
+  closeStdin: {
+    methodKind: "unary";
+    input: typeof CloseStdinRequestSchema;
+    output: typeof CloseStdinResponseSchema;
+  };
 }> = /*@__PURE__*/ serviceDesc(file_process_process, 0);
 
 // ------------------------------------------------------------------ public API
@@ -258,7 +295,8 @@ export type EnvdHandler = ((req: IncomingMessage, res: ServerResponse) => void) 
 const STD_CHUNK = 32 << 10;
 /** envd api/auth.go: these paths skip the X-Access-Token check */
 const AUTH_EXCLUDED = new Set(["GET/health", "GET/files", "POST/files", "POST/init"]);
-const UNAUTHORIZED = "unauthorized access, please provide a valid access token or method signing if supported";
+const UNAUTHORIZED =
+  "unauthorized access, please provide a valid access token or method signing if supported";
 /** how often a running command re-checks that its sandbox still runs */
 const SANDBOX_POLL_MS = 100;
 /** after the main process exits, how long to wait for its stdio to drain before cutting it */
@@ -298,7 +336,9 @@ interface Proc {
   signal(sig: NodeJS.Signals): void;
 }
 
-const rawRequestKey = createContextKey<IncomingMessage | undefined>(undefined, { description: "envd raw request" });
+const rawRequestKey = createContextKey<IncomingMessage | undefined>(undefined, {
+  description: "envd raw request",
+});
 
 /** Events of one Start stream: pushed by the process, pulled by the RPC's async generator. */
 class EventQueue {
@@ -375,7 +415,7 @@ function tokenMatches(sent: string | undefined, expected: string): boolean {
 /** The command string a script is keyed by: the `-c` script of `/bin/bash -l -c CMD`. */
 function scriptKey(cmd: string, args: string[]): string {
   const c = args.indexOf("-c");
-  if (/(^|\/)(ba)?sh$/.test(cmd) && c >= 0 && c + 1 < args.length) return args[c + 1];
+  if (/(^|\/)(ba)?sh$/.test(cmd) && c >= 0 && c + 1 < args.length) return args[c + 1]!;
   return [cmd, ...args].join(" ");
 }
 
@@ -398,7 +438,10 @@ function endEvent(code: number | null, signal: NodeJS.Signals | null): EventInit
   const failed = code !== 0;
   return {
     event: {
-      event: { case: "end", value: { exitCode, exited: code !== null, status, ...(failed ? { error: status } : {}) } },
+      event: {
+        case: "end",
+        value: { exitCode, exited: code !== null, status, ...(failed ? { error: status } : {}) },
+      },
     },
   };
 }
@@ -466,7 +509,13 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
   };
 
   /** Start a scripted (fake) process: output and end after delayMs. */
-  const startScripted = (sandboxId: string, cfg: Proc["config"], tag: string | undefined, answer: ScriptedResult, q: EventQueue): Proc => {
+  const startScripted = (
+    sandboxId: string,
+    cfg: Proc["config"],
+    tag: string | undefined,
+    answer: ScriptedResult,
+    q: EventQueue,
+  ): Proc => {
     const pid = nextFakePid++;
     let timer: NodeJS.Timeout | undefined;
     const finish = (code: number | null, sig: NodeJS.Signals | null) => {
@@ -509,7 +558,12 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
     const home = homeOf(sandboxId);
     let cwd = home;
     if (cfg.cwd) {
-      const wanted = cfg.cwd === "~" ? home : cfg.cwd.startsWith("~/") ? path.join(home, cfg.cwd.slice(2)) : path.resolve(home, cfg.cwd);
+      const wanted =
+        cfg.cwd === "~"
+          ? home
+          : cfg.cwd.startsWith("~/")
+            ? path.join(home, cfg.cwd.slice(2))
+            : path.resolve(home, cfg.cwd);
       try {
         if (fs.statSync(wanted).isDirectory()) cwd = wanted;
       } catch {
@@ -537,7 +591,9 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
       child.once("error", (err) => {
         if (child.pid === undefined) {
           const userCmd = [cfg.cmd, ...cfg.args].join(" ");
-          reject(new ConnectError(`error starting process '${userCmd}': ${err.message}`, Code.InvalidArgument));
+          reject(
+            new ConnectError(`error starting process '${userCmd}': ${err.message}`, Code.InvalidArgument),
+          );
         }
       });
       child.once("spawn", () => {
@@ -608,7 +664,10 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
         const answer =
           opts.script?.(key) ??
           (runMode === "scripted"
-            ? { stderr: `/bin/bash: line 1: ${key.split(/\s+/)[0] ?? key}: command not found\n`, exitCode: 127 }
+            ? {
+                stderr: `/bin/bash: line 1: ${key.split(/\s+/)[0] ?? key}: command not found\n`,
+                exitCode: 127,
+              }
             : undefined);
 
         const q = new EventQueue();
@@ -675,7 +734,8 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
       sendInput(req: SendInputRequest, ctx: HandlerContext) {
         const proc = selectProc(procsOf(sandboxIdOf(ctx)), req.process);
         const input = req.input?.input;
-        if (input?.case === "pty") throw new ConnectError("tty not assigned to process", Code.FailedPrecondition);
+        if (input?.case === "pty")
+          throw new ConnectError("tty not assigned to process", Code.FailedPrecondition);
         if (input?.case !== "stdin") return {};
         if (!proc.stdin || proc.stdin.writableEnded) {
           throw new ConnectError("stdin not enabled or closed", Code.FailedPrecondition);
@@ -714,7 +774,11 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
     const method = req.method ?? "GET";
     const { pathname } = new URL(req.url ?? "/", "http://envd.local");
     const route = method + pathname;
-    if (sbx.envdAccessToken && !AUTH_EXCLUDED.has(route) && !tokenMatches(header(req.headers["x-access-token"]), sbx.envdAccessToken)) {
+    if (
+      sbx.envdAccessToken &&
+      !AUTH_EXCLUDED.has(route) &&
+      !tokenMatches(header(req.headers["x-access-token"]), sbx.envdAccessToken)
+    ) {
       sendJson(res, 401, { code: 401, message: UNAUTHORIZED });
       return;
     }
