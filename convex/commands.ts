@@ -15,6 +15,7 @@ export const begin = internalMutation({
       throw new ConvexError({
         code: "RUN_NOT_RUNNING",
         message: `The run is ${run.status}; commands need a running run`,
+        status: run.status,
       });
     }
     await touchRun(ctx, run);

@@ -25,6 +25,8 @@ function publicRun(r: Doc<"sandboxRuns">) {
     endReason: r.endReason,
     error: r.error,
     killAttempts: r.killAttempts,
+    onIdle: r.onIdle ?? "kill",
+    pausedAt: r.status === "paused" ? r.pausedAt : undefined,
   };
 }
 

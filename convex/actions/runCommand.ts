@@ -6,7 +6,12 @@ import { action } from "../_generated/server";
 import { checkCommand, requireOwner } from "../model/access";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+import { resumeIfPaused } from "../lib/resume.sdk";
 import { commandOutput } from "../schema";
+
+const PAUSED_STATES: readonly unknown[] = ["pausing", "paused", "resuming"];
+const isPausedState = (err: unknown) =>
+  err instanceof ConvexError && PAUSED_STATES.includes((err.data as { status?: unknown }).status);
 
 const result = v.object({
   commandId: v.id("commands"),
@@ -26,12 +31,22 @@ export const runCommand = action({
     const ownerId = await requireOwner(ctx);
     const c = getConfig();
     const timeoutMs = checkCommand(args.command, args.timeoutMs);
-    const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } =
-      await ctx.runMutation(internal.commands.begin, {
+    type Begun = { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string };
+    const begin = (): Promise<Begun> =>
+      ctx.runMutation(internal.commands.begin, {
         ownerId,
         sandboxRunId: args.sandboxRunId,
         command: args.command,
       });
+    let begun: Begun;
+    try {
+      begun = await begin();
+    } catch (err) {
+      // A paused (pausing, resuming) run is resumed first, then the command runs.
+      if (!isPausedState(err)) throw err;
+      await resumeIfPaused(ctx, c, ownerId, args.sandboxRunId);
+      begun = await begin();
+    }
     const r = await runSandboxCommand(c, {
       sandboxId: begun.sandboxId,
       command: args.command,

@@ -6,7 +6,7 @@ import { action, type ActionCtx } from "../_generated/server";
 import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
 import { checkIdempotencyKey, checkTemplate, requireOwner } from "../model/access";
 import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
-import type { KillOutcome } from "../model/status";
+import { idleAction, type KillOutcome } from "../model/status";
 import {
   classifyE2BError,
   createTaggedSandbox,
@@ -27,7 +27,12 @@ import {
  * the sweep finds the run (by id or by tag) and finishes the job.
  */
 export const startSandboxRun = action({
-  args: { template: v.optional(v.string()), idempotencyKey: v.optional(v.string()) },
+  args: {
+    template: v.optional(v.string()),
+    idempotencyKey: v.optional(v.string()),
+    // What this run gets when idle; default SANDBOX_IDLE_ACTION.
+    onIdle: v.optional(idleAction),
+  },
   returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
   handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
     const ownerId = await requireOwner(ctx);
@@ -40,6 +45,7 @@ export const startSandboxRun = action({
       ownerId,
       template,
       ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
+      ...(args.onIdle !== undefined ? { onIdle: args.onIdle } : {}),
     });
     if (admission.kind === "refused") {
       const { code, message, retryAfterMs } = admission;

@@ -4,6 +4,7 @@ import { type Config, getConfig, runningLifetimeMs } from "./config";
 import {
   canTransition,
   type EndReason,
+  type IdleAction,
   isTerminal,
   type KillOutcome,
   type RunStatus,
@@ -75,7 +76,7 @@ export function nextRenewAt(c: Config, expiresAt: number, now: number): number {
 /** Step 1 of a start: the run exists before any sandbox does. */
 export async function insertBootingRun(
   ctx: MutationCtx,
-  args: { ownerId: string; template: string; idempotencyKey?: string },
+  args: { ownerId: string; template: string; idempotencyKey?: string; onIdle?: IdleAction },
 ): Promise<Run> {
   const c = getConfig();
   const now = Date.now();
@@ -88,6 +89,7 @@ export async function insertBootingRun(
     lastActivityAt: now,
     deadlineAt: now + c.bootTimeoutMs,
     killAttempts: 0,
+    onIdle: args.onIdle ?? c.idleAction,
   };
   const id = await ctx.db.insert("sandboxRuns", doc);
   await logEvent(
@@ -289,6 +291,19 @@ export async function settleExtend(
 export async function endRunSandboxGone(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
   const run = await ctx.db.get(runId);
   if (!run || run.sandboxId !== sandboxId) return;
+  if (run.everPaused) {
+    // E2B keeps a paused snapshot whatever its lifetime does (a resumed sandbox that times out
+    // comes back paused): only a kill's answer may end this run.
+    await transition(
+      ctx,
+      run._id,
+      ["running"],
+      "stopping",
+      { endReason: "sandbox_gone", deadlineAt: Date.now() },
+      { reason: "sandbox_gone", sandboxId },
+    );
+    return;
+  }
   await transition(
     ctx,
     run._id,
