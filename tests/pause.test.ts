@@ -383,11 +383,12 @@ describe("resume faults", () => {
 });
 
 describe("kills of paused sandboxes", () => {
-  it("a kill of a paused sandbox fails: the run stays stopping, the sweep retries until E2B confirms", async () => {
+  it("a kill of a paused sandbox fails (twice): the run stays stopping, the sweep retries until E2B confirms", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     clock.advance(RETENTION_MS);
-    emu.fault("kill", { status: 500 });
+    emu.fault("kill", { status: 500, times: 2 }); // the pass retries once at once
     await pauseLane();
+    expect(emu.callCount("kill")).toBe(2);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping", endReason: "paused_expired" });
     expect(emu.get(sandboxId)!.state).toBe("paused");
     clock.advance(SWEEP_MS);

@@ -11,6 +11,7 @@ import {
   type StartPlan,
 } from "./chaosPlan";
 import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
+import { meterSandboxes, pauseReport, type PauseReport, returnAt } from "./chaosPauseMetrics";
 
 export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
 
@@ -25,6 +26,11 @@ export interface Strategy {
   /** The user's page pings; "done" when the run is no longer live (the page stops pinging). */
   heartbeat(p: StartPlan, runId: string): Promise<"continue" | "done">;
   stop(p: StartPlan, runId: string): Promise<void>;
+  /**
+   * The user comes back to an idle run (resumeSandboxRun for ours; absent: a heartbeat).
+   * `resumed` when E2B was asked to resume it, with the call's wall time.
+   */
+  resume?(p: StartPlan, runId: string): Promise<{ live: boolean; resumed: boolean; wallMs: number }>;
   /** One cron tick: every sweep the strategy has, with its continuations drained. */
   sweep(): Promise<void>;
   /** Every run terminal? */
@@ -46,6 +52,8 @@ export type DriverOptions = {
   requestTimeoutMs: number;
   /** give up this long after the last start if the workload has not drained */
   drainBoundMs: number;
+  /** the pausing strategy's SANDBOX_PAUSED_RETENTION_MS, for the "paused past retention" count */
+  pausedRetentionMs: number;
   progress?: (msg: string) => void;
 };
 
@@ -71,6 +79,7 @@ export type WorkloadResult = {
   /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
   clientTimeouts: Record<string, number>;
   orphans: OrphanReport;
+  pause: PauseReport;
   extra: Record<string, number | string>;
 };
 
@@ -93,14 +102,47 @@ const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
 function backgroundFault(
   b: BackgroundFault,
   requestTimeoutMs: number,
-): { endpoint: "kill" | "list"; spec: FaultSpec } {
-  if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
-  if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
-  return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
+): { endpoint: "kill" | "list" | "pause" | "connect"; spec: FaultSpec } {
+  const err = { status: 500, message: "chaos: internal error" };
+  const late = { delayMs: requestTimeoutMs + 20 };
+  switch (b) {
+    case "kill500":
+      return { endpoint: "kill", spec: err };
+    case "killTimeout":
+      return { endpoint: "kill", spec: late };
+    case "list500":
+      return { endpoint: "list", spec: err };
+    case "pause500":
+      return { endpoint: "pause", spec: err };
+    case "pauseTimeout":
+      return { endpoint: "pause", spec: late };
+    case "pauseResponseLost":
+      return { endpoint: "pause", spec: { dropResponse: true } };
+    case "resume500":
+      return { endpoint: "connect", spec: err };
+    case "resumeTimeout":
+      return { endpoint: "connect", spec: late };
+    case "resumeResponseLost":
+      return { endpoint: "connect", spec: { dropResponse: true } };
+  }
 }
 
-/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat), then index. */
-type Ev = { at: number; kind: 0 | 1 | 2; i: number };
+/** Which background faults a strategy's emulator gets: pause/resume ones only where it resumes. */
+const PAUSE_FAULTS: readonly BackgroundFault[] = [
+  "pause500",
+  "pauseTimeout",
+  "pauseResponseLost",
+  "resume500",
+  "resumeTimeout",
+  "resumeResponseLost",
+];
+const RESUME_FAULTS: readonly BackgroundFault[] = ["resume500", "resumeTimeout", "resumeResponseLost"];
+
+/**
+ * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return), then
+ * index. A heartbeat carries when the user's current active spell ends.
+ */
+type Ev = { at: number; kind: 0 | 1 | 2 | 3; i: number; until?: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -192,6 +234,9 @@ export async function runWorkload(
     const injectedE2B = zero();
     /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
     const createdBy: number[] = [];
+    /** when E2B performed the k-th create (a resumed sandbox's startedAt is its resume) */
+    const createdAt: number[] = [];
+    const resumeWallMs: number[] = [];
     let startsOk = 0;
     let startsDone = 0;
     let startsFailed = 0;
@@ -248,6 +293,8 @@ export async function runWorkload(
       if (ev!.kind === 0) {
         // ---- a start, with its planned faults
         for (const b of p.background) {
+          if (PAUSE_FAULTS.includes(b) && !strat.resume) continue;
+          if (RESUME_FAULTS.includes(b)) continue; // queued when this run's user comes back
           planned[b]++;
           const f = backgroundFault(b, o.requestTimeoutMs);
           emu.fault(f.endpoint, f.spec);
@@ -266,7 +313,10 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
+          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) {
+            createdBy.push(p.index);
+            createdAt.push(c.at);
+          }
         }
         if (createFault) {
           if (faultedCreates > 0) injectedE2B[p.startFault!]++;
@@ -278,7 +328,10 @@ export async function runWorkload(
           const b = p.behaviour;
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
-          if (o.heartbeatEveryMs < until) heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index });
+          if (o.heartbeatEveryMs < until)
+            heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index, until: p.at + until });
+          const back = returnAt(p);
+          if (back !== undefined) heap.push({ at: back, kind: 3, i: p.index });
         } else {
           startsFailed++;
         }
@@ -289,17 +342,42 @@ export async function runWorkload(
         await strat.stop(p, runIds.get(p.index)!);
         await settle(callsBefore);
         wallByStep.stops += (performance.now() - t) / 1000;
+      } else if (ev!.kind === 3) {
+        // The user is back: resume (or ping), then active for a while.
+        const runId = runIds.get(p.index)!;
+        // Resume faults at the fault rate per return (queued at the start, they would outnumber resumes).
+        for (const b of p.background) {
+          if (!RESUME_FAULTS.includes(b) || !strat.resume) continue;
+          planned[b]++;
+          const f = backgroundFault(b, o.requestTimeoutMs);
+          emu.fault(f.endpoint, f.spec);
+        }
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        let live: boolean;
+        if (strat.resume) {
+          const r = await strat.resume(p, runId);
+          live = r.live;
+          if (r.resumed) resumeWallMs.push(r.wallMs);
+        } else {
+          heartbeats++;
+          live = (await strat.heartbeat(p, runId)) === "continue";
+        }
+        await settle(callsBefore);
+        wallByStep.heartbeats += (performance.now() - t) / 1000;
+        const until = ev!.at + p.returnActiveMs!;
+        if (live && ev!.at + o.heartbeatEveryMs < until)
+          heap.push({ at: ev!.at + o.heartbeatEveryMs, kind: 2, i: p.index, until });
       } else {
         heartbeats++;
-        const b = p.behaviour;
-        const until = p.at + (b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0);
+        const until = ev!.until!;
         const t = performance.now();
         const next =
           (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue"
             ? ev!.at + o.heartbeatEveryMs
             : Number.POSITIVE_INFINITY;
         wallByStep.heartbeats += (performance.now() - t) / 1000;
-        if (next < until) heap.push({ at: next, kind: 2, i: p.index });
+        if (next < until) heap.push({ at: next, kind: 2, i: p.index, until });
       }
     }
 
@@ -307,8 +385,11 @@ export async function runWorkload(
     // Faults that E2B actually served (background ones hit whichever call came next).
     for (const c of emu.calls) {
       if (!c.fault) continue;
+      const kind = c.fault.delayMs !== undefined ? "Timeout" : c.fault.dropResponse ? "ResponseLost" : "500";
       if (c.endpoint === "kill") injectedE2B[c.fault.delayMs !== undefined ? "killTimeout" : "kill500"]++;
       else if (c.endpoint === "list") injectedE2B.list500++;
+      else if (c.endpoint === "pause") injectedE2B[`pause${kind}`]++;
+      else if (c.endpoint === "connect") injectedE2B[`resume${kind}`]++;
     }
     const injected = zero();
     for (const k of ALL_FAULTS) injected[k] = injectedE2B[k] + strat.injected[k];
@@ -319,10 +400,22 @@ export async function runWorkload(
     const lives: SandboxLife[] = all.map((s, k) => ({
       sandboxId: s.sandboxID,
       runId: strat.runOfSandbox(s, createdBy[k]),
-      startedAt: s.startedAt,
+      startedAt: createdAt[k] ?? s.startedAt, // the emulator resets startedAt on a resume, as E2B does
       diedAt: s.diedAt,
     }));
     const finals = await strat.finalRuns();
+    const meters = meterSandboxes(emu, createdAt, endAt);
+    const pause = pauseReport({
+      meters,
+      sandboxRun: lives.map((l) => l.runId),
+      runIndex: new Map([...runIds].map(([i, id]) => [id, i])),
+      plans,
+      finals,
+      resumeWallMs,
+      retentionMs: o.pausedRetentionMs,
+      sweepIntervalMs: o.sweepIntervalMs,
+      endAt,
+    });
     const byEndpoint: Record<string, number> = {};
     for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
     return {
@@ -345,6 +438,7 @@ export async function runWorkload(
       clientTimeouts,
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      pause,
       extra: await strat.extra(),
     };
   }

@@ -15,7 +15,7 @@ type Work =
  * The pause lane (cron, every minute): pauses runs idle under the pause policy, asks again about
  * pauses that never answered, checks resumes that never answered once they cannot be at work at
  * E2B, and kills runs paused past SANDBOX_PAUSED_RETENTION_MS. A full page continues at once.
- * A failed kill leaves the run "stopping": the main sweep retries it.
+ * A kill that fails twice leaves the run "stopping": the main sweep retries it.
  */
 export const pauseIdleSandboxes = internalAction({
   args: {},
@@ -34,7 +34,10 @@ export const pauseIdleSandboxes = internalAction({
     await mapWithConcurrency(work, c.killConcurrency, async (w) => {
       if (w.kind === "kill") {
         const claim = { runId: w.runId, ...(w.sandboxId !== undefined ? { sandboxId: w.sandboxId } : {}) };
-        kills.push({ ...claim, kill: await killRunSandbox(c, claim) });
+        // Retention is a promise on time: one failed kill is retried at once, not a sweep later.
+        let kill = await killRunSandbox(c, claim);
+        if (kill.outcome === "failed") kill = await killRunSandbox(c, claim);
+        kills.push({ ...claim, kill });
       } else if (w.kind === "pause") {
         const r = await pauseSandbox(c, w.sandboxId);
         pauses.push({
