@@ -2,7 +2,7 @@
 // Pause on idle, resume on demand — and still no leaks. Real Convex functions (convex-test) +
 // the real e2b SDK over HTTP + the local emulator; one story per test, one fault per story.
 import { Sandbox } from "e2b";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as pauses from "../convex/pauses";
@@ -55,7 +55,12 @@ async function pausedRun() {
 }
 
 // A short request deadline keeps timeout stories quick; retention short enough to reach.
-useHarness({ E2B_REQUEST_TIMEOUT_MS: "1500", SANDBOX_PAUSED_RETENTION_MS: String(RETENTION_MS) });
+useHarness({ E2B_REQUEST_TIMEOUT_MS: "2000", SANDBOX_PAUSED_RETENTION_MS: String(RETENTION_MS) });
+// The SDK's first call loads its HTTP stack inside the call's deadline: warm it up outside.
+beforeAll(async () => {
+  const s = await Sandbox.create("base", { ...sdkOpts(), requestTimeoutMs: 30_000 });
+  await Sandbox.kill(s.sandboxId, { ...sdkOpts(), requestTimeoutMs: 30_000 });
+});
 
 describe("the pause policy", () => {
   it("an idle run started with onIdle pause is paused (not killed) after SANDBOX_PAUSE_AFTER_IDLE_MS, visible everywhere", async () => {
@@ -235,7 +240,7 @@ describe("pause faults", () => {
   it("pause times out without effect: stays pausing; asked again, paused", async () => {
     const { sandboxRunId, sandboxId } = await start("pause");
     clock.advance(IDLE_MS);
-    emu.fault("pause", { delayMs: 1_800, status: 500 }); // answers (500) after our 1.5 s deadline
+    emu.fault("pause", { delayMs: 2_300, status: 500 }); // answers (500) after our 2 s deadline
     await pauseLane();
     expect(await status(sandboxRunId)).toBe("pausing");
     clock.advance(SWEEP_MS);
@@ -324,7 +329,7 @@ describe("resume faults", () => {
     expect(await resume(a.sandboxRunId)).toEqual({ status: "running", sandboxId: a.sandboxId });
 
     const b = await pausedRun();
-    emu.fault("connect", { delayMs: 1_800 }); // resumes after our 1.5 s deadline
+    emu.fault("connect", { delayMs: 2_300 }); // resumes after our 2 s deadline
     expect(await convexErrorOf(resume(b.sandboxRunId))).toMatchObject({ code: "E2B_TIMEOUT" });
     await vi.waitFor(() => expect(emu.get(b.sandboxId)!.state).toBe("running"), { interval: 20 });
     clock.advance(PAST_LEASE_MS);
