@@ -211,6 +211,7 @@ const pauseTable = table(
     "paused past retention + one sweep",
     "runs terminal while their sandbox lived",
     "leaked (running or paused) after drain",
+    "meter mismatches",
   ],
   results.map((r) => [
     r.strategy,
@@ -223,6 +224,7 @@ const pauseTable = table(
     r.pause.pausedPastRetention,
     r.pause.terminalWhileLived,
     r.orphans.aliveOrphansAtEnd,
+    r.pause.meterMismatches,
   ]),
 );
 
@@ -324,7 +326,7 @@ ${main}
 ${goalTable}
 
 **Pause vs kill, side by side** (same plan; idle = the simulated user's idle spans; compute from the emulator's
-call log: running from create or resume until pause or death):
+lifecycle events — created, paused, resumed, killed — checked against its per-sandbox meter):
 
 ${pauseTable}
 
@@ -351,8 +353,8 @@ const HOW_TO_READ = `## How to read it
   (ours: \`resumeSandboxRun\`; seed: a heartbeat), stay active 1–10 min, then leave for good. A start that failed is
   not touched again by its user.
 - **Pause columns**: *compute sandbox-s while the user was idle* = running (not paused) sandbox time inside the user's
-  idle spans, per sandbox from the emulator's call log (running from create or resume until a performed pause or the
-  death); *per idle period* divides it by the number of idle spans of started runs (goal for the pause policy:
+  idle spans, per sandbox from the emulator's lifecycle events (running from created or resumed until paused or
+  killed; "meter mismatches" counts sandboxes whose total disagrees with the emulator's \`runningMs\` meter: 0); *per idle period* divides it by the number of idle spans of started runs (goal for the pause policy:
   ≤ pause-after-idle 300 s + one 60 s sweep; the kill policy's idle timeout is 600 s). *Resume latency* is the wall time
   of \`resumeSandboxRun\` calls that reached E2B (the emulator adds no resume delay: E2B's ~1 s is not modelled).
   *Paused past retention + one sweep* counts paused spans longer than ${CHAOS_PAUSED_RETENTION_MS / 60_000} + 1 min. *Runs terminal while

@@ -2,7 +2,12 @@
 // stops and cron sweeps, replayed identically against each strategy. It injects the E2B-side
 // faults (on the strategy's own emulator); the strategy injects its database-side faults.
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import type { E2BEmulator, EmulatedSandbox, FaultSpec } from "../../tests/emulator/e2bEmulator";
+import type {
+  E2BEmulator,
+  EmulatedSandbox,
+  FaultSpec,
+  LifecycleEvent,
+} from "../../tests/emulator/e2bEmulator";
 import {
   ALL_FAULTS,
   type BackgroundFault,
@@ -237,6 +242,8 @@ export async function runWorkload(
     /** when E2B performed the k-th create (a resumed sandbox's startedAt is its resume) */
     const createdAt: number[] = [];
     const resumeWallMs: number[] = [];
+    const lifecycle: LifecycleEvent[] = [];
+    const unlisten = emu.onLifecycle((e) => lifecycle.push(e));
     let startsOk = 0;
     let startsDone = 0;
     let startsFailed = 0;
@@ -382,6 +389,8 @@ export async function runWorkload(
     }
 
     const endAt = o.clock.now();
+    emu.tick(); // lands lazy expiries up to the end
+    unlisten();
     // Faults that E2B actually served (background ones hit whichever call came next).
     for (const c of emu.calls) {
       if (!c.fault) continue;
@@ -404,9 +413,10 @@ export async function runWorkload(
       diedAt: s.diedAt,
     }));
     const finals = await strat.finalRuns();
-    const meters = meterSandboxes(emu, createdAt, endAt);
+    const { meters, meterMismatches } = meterSandboxes(emu, lifecycle, endAt);
     const pause = pauseReport({
       meters,
+      meterMismatches,
       sandboxRun: lives.map((l) => l.runId),
       runIndex: new Map([...runIds].map(([i, id]) => [id, i])),
       plans,

@@ -1,7 +1,7 @@
 // Pause accounting for the chaos benchmark: when each sandbox was running (billed compute) and
-// when it was paused, replayed from the calls its emulator performed, set against when each
-// simulated user was idle.
-import type { E2BEmulator } from "../../tests/emulator/e2bEmulator";
+// when it was paused, from its emulator's lifecycle events (checked against the emulator's
+// per-sandbox meter), set against when each simulated user was idle.
+import type { E2BEmulator, LifecycleEvent } from "../../tests/emulator/e2bEmulator";
 import type { RunFinal } from "./chaosMetrics";
 import type { StartPlan } from "./chaosPlan";
 
@@ -9,45 +9,41 @@ export type Segment = { state: "running" | "paused"; from: number; to: number };
 export type Meter = { sandboxId: string; segments: Segment[]; diedAt: number | undefined };
 
 /**
- * Each sandbox's running and paused spans, from the emulator's call log in arrival order: a
- * call changes state when E2B performed it — every call but a status-only fault; a dropped or
- * late answer was performed — and only from the state where it applies (pause: running →
- * paused, connect: paused → running, kill: → dead). Death is the emulator's own `diedAt` (which
- * covers expiry) or the kill, whichever came first. `createdAt[k]` is when the k-th sandbox
- * (emulator creation order) was created.
+ * Each sandbox's running and paused spans, from the emulator's lifecycle events (created,
+ * paused, resumed, killed — on the emulator clock, as E2B's node publishes them), cut at `endAt`.
+ * `meterMismatches` counts sandboxes whose running total disagrees with the emulator's own
+ * per-sandbox meter (`runningMs`) by more than a millisecond: expected 0.
  */
-export function meterSandboxes(emu: E2BEmulator, createdAt: readonly number[], endAt: number): Meter[] {
-  const all = emu.all();
+export function meterSandboxes(
+  emu: E2BEmulator,
+  events: readonly LifecycleEvent[],
+  endAt: number,
+): { meters: Meter[]; meterMismatches: number } {
   const state = new Map<string, { s: "running" | "paused" | "dead"; since: number; segs: Segment[] }>();
-  all.forEach((sb, k) =>
-    state.set(sb.sandboxID, { s: "running", since: createdAt[k] ?? sb.startedAt, segs: [] }),
-  );
-  const move = (
-    id: string | undefined,
-    at: number,
-    from: "running" | "paused" | "any",
-    to: "running" | "paused" | "dead",
-  ) => {
-    const st = id !== undefined ? state.get(id) : undefined;
-    if (!st || st.s === "dead" || (from !== "any" && st.s !== from)) return;
-    st.segs.push({ state: st.s, from: st.since, to: at });
+  for (const e of events) {
+    const st = state.get(e.sandboxId);
+    if (e.type === "created") {
+      state.set(e.sandboxId, { s: "running", since: e.at, segs: [] });
+      continue;
+    }
+    if (!st || st.s === "dead") continue;
+    const to =
+      e.type === "paused" ? "paused" : e.type === "resumed" ? "running" : e.type === "killed" ? "dead" : st.s;
+    if (to === st.s) continue;
+    st.segs.push({ state: st.s, from: st.since, to: e.at });
     st.s = to;
-    st.since = at;
-  };
-  for (const c of emu.calls) {
-    const performed = !(c.fault?.status !== undefined && !c.fault.dropResponse && !c.fault.hang);
-    if (!performed || c.status >= 400) continue;
-    if (c.endpoint === "pause") move(c.sandboxID, c.at, "running", "paused");
-    else if (c.endpoint === "connect") move(c.sandboxID, c.at, "paused", "running");
-    else if (c.endpoint === "kill") move(c.sandboxID, c.at, "any", "dead");
+    st.since = e.at;
   }
-  return all.map((sb) => {
-    const st = state.get(sb.sandboxID)!;
-    const end = Math.min(sb.diedAt ?? endAt, endAt);
-    const segs = st.segs.map((g) => ({ ...g, to: Math.min(g.to, end) })).filter((g) => g.to > g.from);
-    if (st.s !== "dead" && end > st.since) segs.push({ state: st.s, from: st.since, to: end });
+  let meterMismatches = 0;
+  const meters = emu.all().map((sb) => {
+    const st = state.get(sb.sandboxID) ?? { s: "dead" as const, since: endAt, segs: [] };
+    const segs = st.segs.map((g) => ({ ...g, to: Math.min(g.to, endAt) })).filter((g) => g.to > g.from);
+    if (st.s !== "dead" && endAt > st.since) segs.push({ state: st.s, from: st.since, to: endAt });
+    const runningMs = segs.reduce((n, g) => n + (g.state === "running" ? g.to - g.from : 0), 0);
+    if (Math.abs(runningMs - sb.runningMs) > 1) meterMismatches++;
     return { sandboxId: sb.sandboxID, segments: segs, diedAt: sb.diedAt };
   });
+  return { meters, meterMismatches };
 }
 
 /** When the user comes back to an idle run, if they do. */
@@ -86,6 +82,8 @@ export type PauseReport = {
   longestPausedS: number;
   /** runs that ended (stopped/failed) while the sandbox they recorded was still alive (goal 0) */
   terminalWhileLived: number;
+  /** sandboxes whose metered running time disagrees with the emulator's meter (expected 0) */
+  meterMismatches: number;
 };
 
 const quantile = (xs: number[], q: number) => {
@@ -96,6 +94,7 @@ const quantile = (xs: number[], q: number) => {
 
 export function pauseReport(a: {
   meters: Meter[];
+  meterMismatches: number;
   /** the run each sandbox (same order as meters) belongs to */
   sandboxRun: (string | undefined)[];
   runIndex: Map<string, number>;
@@ -162,5 +161,6 @@ export function pauseReport(a: {
     pausedPastRetention: pastRetention,
     longestPausedS: longestPausedMs / 1000,
     terminalWhileLived,
+    meterMismatches: a.meterMismatches,
   };
 }
