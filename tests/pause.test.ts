@@ -203,6 +203,58 @@ describe("the pause policy", () => {
   });
 });
 
+describe("resumeSandboxRun's surface", () => {
+  it("owner only; bad or foreign ids answer NOT_FOUND; a running run answers at once; a booting or ended one refuses", async () => {
+    const { sandboxRunId, sandboxId } = await pausedRun();
+    for (const id of ["", "nope", "x".repeat(200)]) {
+      expect(await convexErrorOf(resume(id))).toMatchObject({ code: "NOT_FOUND" });
+    }
+    const bob = t.withIdentity({ subject: "bob" });
+    const asBob = bob.action(api.actions.resumeSandboxRun.resumeSandboxRun, { sandboxRunId });
+    expect(await convexErrorOf(asBob)).toEqual({ code: "NOT_FOUND", message: "No such sandbox run" });
+    const anonymous = t.action(api.actions.resumeSandboxRun.resumeSandboxRun, { sandboxRunId });
+    expect(await convexErrorOf(anonymous)).toMatchObject({ code: "UNAUTHENTICATED" });
+    expect(emu.get(sandboxId)!.state).toBe("paused");
+    expect(emu.callCount("connect")).toBe(0);
+
+    const killPolicy = await start("kill");
+    expect(await resume(killPolicy.sandboxRunId)).toEqual({
+      status: "running",
+      sandboxId: killPolicy.sandboxId,
+    });
+    expect(emu.callCount("connect")).toBe(0);
+    const booting = await t.run((ctx) =>
+      ctx.db.insert("sandboxRuns", {
+        ownerId: "https://convex.test|alice",
+        template: "base",
+        status: "booting",
+        createdAt: Date.now(),
+        lastActivityAt: Date.now(),
+        deadlineAt: Date.now() + 60_000,
+        killAttempts: 0,
+      }),
+    );
+    expect(await convexErrorOf(resume(booting))).toMatchObject({ code: "RUN_NOT_RUNNING" });
+    await stop(killPolicy.sandboxRunId);
+    expect(await convexErrorOf(resume(killPolicy.sandboxRunId))).toMatchObject({ code: "RUN_ENDED" });
+  });
+
+  it("an idempotent start replayed while its run is paused answers the run, not an error", async () => {
+    const first = await alice().action(api.actions.startSandboxRun.startSandboxRun, {
+      onIdle: "pause",
+      idempotencyKey: "k-1",
+    });
+    clock.advance(IDLE_MS);
+    await pauseLane();
+    const again = await alice().action(api.actions.startSandboxRun.startSandboxRun, {
+      onIdle: "pause",
+      idempotencyKey: "k-1",
+    });
+    expect(again).toEqual(first);
+    expect(emu.callCount("create")).toBe(1);
+  });
+});
+
 describe("pause faults", () => {
   it("pause answers 500 (not paused): the run stays pausing, the next pass asks again", async () => {
     const { sandboxRunId, sandboxId } = await start("pause");

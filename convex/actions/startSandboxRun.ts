@@ -71,7 +71,9 @@ async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) 
   const began = performance.now();
   for (;;) {
     const state = await ctx.runQuery(internal.lifecycle.runState, { runId });
-    if (state?.status === "running" && state.sandboxId !== undefined)
+    // A paused (pausing, resuming) run is still the start's run: resumeSandboxRun brings it back.
+    const live = ["running", "pausing", "paused", "resuming"];
+    if (state !== null && live.includes(state.status) && state.sandboxId !== undefined)
       return { sandboxRunId: runId, sandboxId: state.sandboxId };
     if (state === null || state.status !== "booting") {
       throw new ConvexError({
