@@ -394,6 +394,22 @@ describe("resume faults", () => {
     expect(emu.get(b.sandboxId)!.state).toBe("paused");
   });
 
+  it("a resume that starts while the lane looks up an unanswered one wins: the older lookup is not recorded", async () => {
+    const { sandboxRunId, sandboxId } = await pausedRun();
+    emu.fault("connect", { status: 500 });
+    await convexErrorOf(resume(sandboxRunId));
+    clock.advance(PAST_LEASE_MS);
+    emu.fault("getInfo", { delayMs: 300 }); // the lookup answers "paused" while the new connect waits
+    emu.fault("connect", { delayMs: 700 });
+    const lane = pauseLane();
+    await vi.waitFor(() => expect(emu.callCount("getInfo")).toBe(1), { interval: 10 });
+    const again = resume(sandboxRunId);
+    await lane;
+    expect(await again).toEqual({ status: "running", sandboxId });
+    expect(await status(sandboxRunId)).toBe("running");
+    expect(emu.get(sandboxId)!.state).toBe("running");
+  });
+
   it("the action dies between the resume and its record: the lane finds it running after the lease", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     failNext(pauses.recordResume);

@@ -9,7 +9,8 @@ import { killRunSandbox, mapWithConcurrency, pauseSandbox, sandboxState } from "
 
 type Work =
   | { kind: "kill"; runId: PauseResult["runId"]; sandboxId?: string }
-  | { kind: "pause" | "check"; runId: PauseResult["runId"]; sandboxId: string };
+  | { kind: "pause"; runId: PauseResult["runId"]; sandboxId: string }
+  | { kind: "check"; runId: PauseResult["runId"]; sandboxId: string; leaseUntil: number };
 
 /**
  * The pause lane (cron, every minute): pauses runs idle under the pause policy, asks again about
@@ -52,7 +53,12 @@ export const pauseIdleSandboxes = internalAction({
             : {}),
         });
       } else {
-        checks.push({ runId: w.runId, sandboxId: w.sandboxId, state: await sandboxState(c, w.sandboxId) });
+        checks.push({
+          runId: w.runId,
+          sandboxId: w.sandboxId,
+          leaseUntil: w.leaseUntil,
+          state: await sandboxState(c, w.sandboxId),
+        });
       }
     });
     // A record that fails leaves the runs as claimed; their leases expire and the next pass redoes them.

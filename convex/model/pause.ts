@@ -32,7 +32,9 @@ export function resumeLeaseUntil(c: Config, now: number): number {
 }
 
 export type PauseClaim = { runId: Id<"sandboxRuns">; sandboxId: string };
-export type PausePage = { kills: KillClaim[]; pauses: PauseClaim[]; checks: PauseClaim[]; more: boolean };
+/** A lookup of a resume that never answered; `leaseUntil` tells whether a new resume took over since. */
+export type CheckClaim = PauseClaim & { leaseUntil: number };
+export type PausePage = { kills: KillClaim[]; pauses: PauseClaim[]; checks: CheckClaim[]; more: boolean };
 
 /** What a pause call answered, as the sweep records it. */
 export const pauseResult = v.object({
@@ -48,6 +50,7 @@ export type PauseResult = Infer<typeof pauseResult>;
 export const stateCheck = v.object({
   runId: v.id("sandboxRuns"),
   sandboxId: v.string(),
+  leaseUntil: v.number(),
   state: v.union(v.literal("running"), v.literal("paused"), v.literal("gone"), v.literal("unknown")),
 });
 export type StateCheck = Infer<typeof stateCheck>;
@@ -116,7 +119,7 @@ export async function claimPausePage(ctx: MutationCtx): Promise<PausePage> {
     for (const run of resuming) {
       if (run.sandboxId === undefined) continue;
       await ctx.db.patch(run._id, { deadlineAt: lease });
-      page.checks.push({ runId: run._id, sandboxId: run.sandboxId });
+      page.checks.push({ runId: run._id, sandboxId: run.sandboxId, leaseUntil: lease });
     }
   }
   page.more = left <= 0;
@@ -323,6 +326,8 @@ export async function settleStateCheck(ctx: MutationCtx, r: StateCheck) {
   const c = getConfig();
   const run = await ctx.db.get(r.runId);
   if (!run || run.sandboxId !== r.sandboxId || run.status !== "resuming") return;
+  // A resume that started after the lookup was claimed owns the run now: its answer is newer.
+  if (run.deadlineAt !== r.leaseUntil) return;
   if (r.state === "running") {
     // It resumed (and bills): running again, idle from now, so the pause lane will pause it.
     // Its E2B lifetime is not known here: recorded as "now", so the next sweep sets it.
