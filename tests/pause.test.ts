@@ -470,6 +470,25 @@ describe("kills of paused sandboxes", () => {
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "paused_expired" });
   });
 
+  it("a pause that never gets an answer still ends at retention: the run is killed, not asked again", async () => {
+    const { sandboxRunId, sandboxId } = await start("pause");
+    clock.advance(IDLE_MS);
+    emu.fault("pause", { dropResponse: true }); // it paused; we never hear so
+    emu.fault("pause", { status: 500, times: Infinity }); // and every later ask fails
+    await pauseLane();
+    const pausedAt = emu.get(sandboxId)!.endAt;
+    for (let waited = 0; waited < RETENTION_MS; waited += 10 * 60_000) {
+      clock.advance(10 * 60_000);
+      await pauseLane();
+    }
+    expect(await status(sandboxRunId)).not.toBe("pausing");
+    clock.advance(SWEEP_MS);
+    await pauseLane();
+    expect(emu.isAlive(sandboxId)).toBe(false);
+    expect(emu.get(sandboxId)!.diedAt! - pausedAt).toBeLessThanOrEqual(RETENTION_MS + SWEEP_MS);
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "paused_expired" });
+  });
+
   it("the pass dies between the retention kill and its record: the sweep kills again, 404 confirms", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     clock.advance(RETENTION_MS);

@@ -61,7 +61,8 @@ export const pausesWhenIdle = (run: Run) => run.onIdle === "pause";
 /**
  * One page of pause-lane work, claimed in one transaction; each scan is a bounded index range
  * whose runs leave it once claimed (status or time moves on):
- * 1. paused past SANDBOX_PAUSED_RETENTION_MS → killed (`paused_expired`);
+ * 1. paused past SANDBOX_PAUSED_RETENTION_MS → killed (`paused_expired`) — also a run still
+ *    pausing or resuming without an answer by then;
  * 2. running under the pause policy, idle for SANDBOX_PAUSE_AFTER_IDLE_MS → pausing;
  * 3. pausing whose answer never came (or failed) → asked again: 204 and 409 both mean paused;
  * 4. resuming whose answer never came, once the connect cannot be at work at E2B → checked.
@@ -104,20 +105,33 @@ export async function claimPausePage(ctx: MutationCtx): Promise<PausePage> {
       if (claimed) page.pauses.push(claimed);
     }
   }
+  // A run whose pause or resume never got an answer may be paused at E2B all the same: its
+  // retention still runs from the pause, and once it has passed the run is killed, not asked again.
+  const expiredKill = async (run: Run) => {
+    if (now < (run.pausedAt ?? now) + c.pausedRetentionMs) return false;
+    if (await claimForKill(ctx, run, "paused_expired", lease)) {
+      page.kills.push({
+        runId: run._id,
+        ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}),
+      });
+    }
+    return true;
+  };
   if (left > 0) {
     const pausing = await due("pausing");
     left -= pausing.length;
     for (const run of pausing) {
-      if (run.sandboxId === undefined) continue;
+      if (run.sandboxId === undefined || (await expiredKill(run))) continue;
       await ctx.db.patch(run._id, { deadlineAt: lease });
       page.pauses.push({ runId: run._id, sandboxId: run.sandboxId });
     }
   }
   if (left > 0) {
+    // Only once a resume's lease has passed (deadlineAt): no connect of ours can be at work.
     const resuming = await due("resuming");
     left -= resuming.length;
     for (const run of resuming) {
-      if (run.sandboxId === undefined) continue;
+      if (run.sandboxId === undefined || (await expiredKill(run))) continue;
       await ctx.db.patch(run._id, { deadlineAt: lease });
       page.checks.push({ runId: run._id, sandboxId: run.sandboxId, leaseUntil: lease });
     }
