@@ -17,6 +17,7 @@ import {
   E2BEmulator,
   useEmulatorEnv,
   parseMetadataFilter,
+  DEFAULT_TEMPLATES,
   type LifecycleEvent,
 } from "./emulator/e2bEmulator";
 import { rejection } from "./helpers";
@@ -669,5 +670,136 @@ describe("fault kinds for the guarantee", () => {
     now += 5_000;
     const sbx = await creating;
     expect(emu.get(sbx.sandboxId)!.startedAt).toBe(now);
+  });
+});
+
+describe("strict as E2B: what its validator and handlers refuse", () => {
+  const VALIDATION = "validation error: error in openapi3filter.RequestError: ";
+
+  it("list limit outside 1..100 → 400 (spec paginationLimit), never clipped", async () => {
+    emu.seed({});
+    for (const limit of [101, 1000, 0]) {
+      const err = await rejection(Sandbox.list({ limit }).nextItems());
+      expect((err as SandboxError).statusCode).toBe(400);
+    }
+    const res = await raw("/v2/sandboxes?limit=101");
+    expect(await res.json()).toEqual({
+      code: 400,
+      message: `${VALIDATION}parameter "limit" in query has an error: number must be at most 100`,
+    });
+    expect((await raw("/v2/sandboxes?limit=x")).status).toBe(400);
+    expect(await Sandbox.list({ limit: 100 }).nextItems()).toHaveLength(1);
+  });
+
+  it("unknown state values → 400 (enum running, paused)", async () => {
+    const res = await raw("/v2/sandboxes?state=running,killed");
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { message: string }).message).toContain('parameter "state" in query');
+  });
+
+  it("create/connect timeout < 1 s → 400 (v2 schema minimum), above the plan cap → 400 with E2B's message", async () => {
+    const zero = await rejection(Sandbox.create("base", { timeoutMs: 0 }));
+    expect((zero as SandboxError).statusCode).toBe(400);
+    expect((zero as Error).message).toContain('Error at "/timeout": number must be at least 1');
+    const neg = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base","timeout":-5}' });
+    expect(neg.status).toBe(400);
+    expect(emu.alive()).toHaveLength(0);
+
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const endAt = emu.get(sbx.sandboxId)!.endAt;
+    const c0 = await raw(`/v2/sandboxes/${sbx.sandboxId}/connect`, { method: "POST", body: '{"timeout":0}' });
+    expect(c0.status).toBe(400);
+    const cap = await rejection(Sandbox.connect(sbx.sandboxId, { timeoutMs: 3_600_001 }));
+    expect((cap as SandboxError).statusCode).toBe(400);
+    expect((cap as Error).message).toContain("Timeout cannot be greater than 1 hours");
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", endAt });
+  });
+
+  it("negative or missing setTimeout → 400 and the sandbox is left as it was (schema minimum 0)", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const before = emu.get(sbx.sandboxId)!;
+    const neg = await raw(`/sandboxes/${sbx.sandboxId}/timeout`, { method: "POST", body: '{"timeout":-1}' });
+    expect(neg.status).toBe(400);
+    expect(((await neg.json()) as { message: string }).message).toContain("number must be at least 0");
+    const missing = await raw(`/sandboxes/${sbx.sandboxId}/timeout`, { method: "POST", body: "{}" });
+    expect(missing.status).toBe(400);
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", endAt: before.endAt });
+    expect(emu.isAlive(sbx.sandboxId)).toBe(true);
+    // 0 is valid: expire now (allowShorter)
+    await Sandbox.setTimeout(sbx.sandboxId, 0);
+    expect(emu.isAlive(sbx.sandboxId)).toBe(false);
+  });
+
+  it("malformed metadata or envVars → 400, nothing created", async () => {
+    const post = (body: unknown) => raw("/v2/sandboxes", { method: "POST", body: JSON.stringify(body) });
+    for (const body of [
+      { templateID: "base", metadata: { n: 1 } },
+      { templateID: "base", metadata: ["a"] },
+      { templateID: "base", metadata: null },
+      { templateID: "base", envVars: { A: true } },
+      { templateID: 7 },
+    ]) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(/^validation error: /);
+    }
+    expect(emu.alive()).toHaveLength(0);
+    const err = await rejection(Sandbox.list({ query: { metadata: {} } }).nextItems());
+    expect((err as SandboxError).statusCode).toBe(400);
+  });
+
+  it("sandbox ids E2B rejects → 400 Invalid sandbox ID on every endpoint (not a false 404); <id>-<clientID> is accepted", async () => {
+    const id = emu.seed({}).sandboxID;
+    for (const bad of ["sbx_123", "I-UPPER", "a-b-c", "dots.x"]) {
+      const kill = await raw(`/sandboxes/${bad}`, { method: "DELETE" });
+      expect(kill.status).toBe(400);
+      expect(await kill.json()).toEqual({ code: 400, message: "Invalid sandbox ID" });
+    }
+    const err = await rejection(Sandbox.getInfo("sbx_123"));
+    expect(err).not.toBeInstanceOf(SandboxNotFoundError);
+    expect((err as SandboxError).statusCode).toBe(400);
+    expect((await rejection(Sandbox.kill("sbx_123"))) as SandboxError).toMatchObject({ statusCode: 400 });
+    expect(((await rejection(Sandbox.setTimeout("a-b-c", 1000))) as SandboxError).statusCode).toBe(400);
+    expect((await Sandbox.getInfo(`${id}-6532622b`)).sandboxId).toBe(id);
+  });
+
+  it("unknown template → 404 `template '<x>' not found`; an alias or its ID works; bad reference → 400", async () => {
+    const err = await rejection(Sandbox.create("nope"));
+    expect(err).not.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.calls[0]).toMatchObject({ status: 404 });
+    const res = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"nope"}' });
+    expect(await res.json()).toEqual({ code: 404, message: "template 'nope' not found" });
+    const tag = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base:v9"}' });
+    expect(await tag.json()).toEqual({ code: 404, message: "tag 'v9' does not exist for template 'base'" });
+    expect((await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"a b"}' })).status).toBe(400);
+    const py = await Sandbox.create("python");
+    expect(emu.get(py.sandboxId)).toMatchObject({ alias: "python", templateID: DEFAULT_TEMPLATES.python });
+    const byId = await Sandbox.create(DEFAULT_TEMPLATES.base!);
+    expect(emu.get(byId.sandboxId)).toMatchObject({ alias: "base" });
+    expect(emu.alive()).toHaveLength(2);
+  });
+
+  it("create faults carry E2B's placement error_code; a concurrency 429 has no Retry-After", async () => {
+    emu.fault("create", { status: 503 });
+    const res = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base"}' });
+    expect(await res.json()).toMatchObject({ code: 503, error_code: "sandbox_capacity_unavailable" });
+    const other = await E2BEmulator.start({ apiKey: API_KEY, maxConcurrentSandboxes: 1 });
+    try {
+      const post = () =>
+        fetch(`${other.url}/v2/sandboxes`, {
+          method: "POST",
+          headers: { "X-API-KEY": API_KEY },
+          body: '{"templateID":"base"}',
+        });
+      expect((await post()).status).toBe(201);
+      const full = await post();
+      expect(full.status).toBe(429);
+      expect(full.headers.has("retry-after")).toBe(false);
+      expect(((await full.json()) as { message: string }).message).toContain(
+        "maximum number of concurrent E2B sandboxes (1)",
+      );
+    } finally {
+      await other.stop();
+    }
   });
 });

@@ -8,7 +8,14 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Sandbox, CommandExitError, TimeoutError, AuthenticationError, SandboxNotFoundError } from "e2b";
+import {
+  Sandbox,
+  CommandExitError,
+  TimeoutError,
+  AuthenticationError,
+  SandboxNotFoundError,
+  NotFoundError,
+} from "e2b";
 import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd, type EnvdHandler } from "./emulator/envd";
 import { rejection } from "./helpers";
@@ -224,6 +231,23 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(await sbx.isRunning()).toBe(false); // the SDK's own probe reads the data plane
     expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
     expect(emu.isAlive(sbx.sandboxId)).toBe(true);
+  });
+
+  it("commands.connect re-attaches to a running command after the first stream went away; unknown pid → NotFound", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const marker = path.join(tmp, "connect-go");
+    const h = await sbx.commands.run(`while [ ! -e ${marker} ]; do sleep 0.05; done; echo after; exit 3`, {
+      background: true,
+    });
+    await h.disconnect(); // the client leaves; envd keeps the process (services/process/start.go)
+    expect(emu.envd.processes().map((p) => p.pid)).toContain(h.pid);
+    const again = await sbx.commands.connect(h.pid);
+    expect(again.pid).toBe(h.pid);
+    fs.writeFileSync(marker, "");
+    const err = await rejection(again.wait());
+    expect(err).toBeInstanceOf(CommandExitError);
+    expect(err).toMatchObject({ exitCode: 3, stdout: "after\n" });
+    expect(await rejection(sbx.commands.connect(987654))).toBeInstanceOf(NotFoundError);
   });
 
   it("Sandbox.connect(id) then commands work", async () => {

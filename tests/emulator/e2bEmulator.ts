@@ -24,12 +24,21 @@
  * `envdFault({kind: "proxy502"})` and `killEnvd(id)` for the data plane; a kill or pause that
  * 500s after E2B dropped the entry leaves an orphaned VM (`orphanedVms()`), reaped ~80 s later.
  *
+ * Strict as E2B (its OpenAPI validator runs before the handlers; 400 `validation error: ...`):
+ * list `limit` outside 1..100, unknown `state`, create/connect `timeout` < 1 (v2 schemas) or above
+ * the plan cap (`Timeout cannot be greater than N hours`), setTimeout `timeout` < 0 or missing
+ * (the sandbox is left untouched), metadata/envVars that are not string maps, a missing
+ * templateID. Path ids other than `<id>` / `<id>-<clientID>` of [a-z0-9] -> 400 `Invalid
+ * sandbox ID`. Unknown templates -> 404 `template '<x>' not found` (`templates` option; default
+ * base and python). Create faults carry E2B's placement `error_code`.
+ *
  * Deliberate deviations from the real service:
- *  - Any template name is accepted (the real API 404s unknown templates); only the aliases in
- *    `templates` are resolved to a template ID.
+ *  - Template references are simplified: `<alias or ID>[:tag]`, the only tag being "default";
+ *    team namespaces are not modelled.
  *  - The first list page has no time bound (the real API bounds it by time.Now(), which with a
  *    frozen, simulated clock would hide sandboxes started "now").
- *  - Paused sandboxes never expire (real snapshots are kept for a long time, not forever).
+ *  - Paused sandboxes never expire — as at E2B, where nothing but DELETE removes a snapshot row
+ *    (H/sandbox_kill.go deleteSnapshot); whoever pauses must reap.
  *  - Rate limits are not enforced unless injected with `fault()`; concurrency is limited only
  *    with `maxConcurrentSandboxes`.
  *
@@ -80,6 +89,12 @@ export interface FaultSpec {
    * the 201 is held until the sandbox lands.
    */
   landAfterMs?: number;
+  /**
+   * the body's `error_code`. Default on create faults, as E2B's placement errors carry one
+   * (O/placement_errors.go): 500 sandbox_create_failed, 503 sandbox_capacity_unavailable,
+   * 504 sandbox_placement_timeout. Other endpoints send none unless given.
+   */
+  errorCode?: string;
 }
 
 /** Faults of envd traffic (E2B's proxy in front of the in-sandbox daemon). */
@@ -177,13 +192,22 @@ export interface E2BEmulatorOptions {
   envdHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** envdVersion reported for new sandboxes; default "0.6.4", the highest the SDK gates features on */
   envdVersion?: string;
-  /** template alias -> template ID; default { base: "rki5dems9wqfm4r03t7g" } */
+  /**
+   * The team's templates, alias -> template ID; a create naming neither an alias nor an ID
+   * here answers 404 `template '<x>' not found`. Default: base and python (DEFAULT_TEMPLATES).
+   */
   templates?: Record<string, string>;
   /** running-sandbox limit (Hobby 20, Pro 100); above it create answers 429. Default: unlimited */
   maxConcurrentSandboxes?: number;
   /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
   orphanReapMs?: number;
 }
+
+/** Templates known by default: the ones the tests, bench and demo use. */
+export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = {
+  base: "rki5dems9wqfm4r03t7g",
+  python: "p7yqz3m1c8w0kx5hd2rn",
+};
 
 /** E2B's deprecated-but-still-sent client ID (consts.ClientID in e2b-dev/infra). */
 const CLIENT_ID = "6532622b";
@@ -199,6 +223,8 @@ const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz1234567890";
 interface Route {
   endpoint: Endpoint;
   id?: string;
+  /** the id as sent (decoded), before ShortID */
+  rawId?: string;
 }
 
 interface Outcome {
@@ -289,28 +315,58 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** An optional string->string map field (metadata, envVars); null counts as absent. */
-function stringMap(body: Record<string, unknown>, field: string): Record<string, string> {
+/**
+ * E2B's OpenAPI request validator refuses a request before its handler runs: 400 with the first
+ * line of kin-openapi's RequestError (U/error.go ErrorHandler).
+ */
+const VALIDATION = "validation error: error in openapi3filter.RequestError: ";
+
+function bodyError(schema: string, at: string, what: string): HttpError {
+  return new HttpError(
+    400,
+    `${VALIDATION}request body has an error: doesn't match schema #/components/schemas/${schema}: Error at "${at}": ${what}`,
+  );
+}
+
+function paramError(name: string, what: string): HttpError {
+  return new HttpError(400, `${VALIDATION}parameter "${name}" in query has an error: ${what}`);
+}
+
+/** An optional string->string map field (metadata, envVars: SandboxMetadata, EnvVars). */
+function stringMap(body: Record<string, unknown>, field: string, schema: string): Record<string, string> {
   const v = body[field];
-  if (v === undefined || v === null) return {};
-  if (!isPlainObject(v)) throw new HttpError(400, `Error when parsing request: ${field} must be an object`);
+  if (v === undefined) return {};
+  if (!isPlainObject(v)) throw bodyError(schema, `/${field}`, "value must be an object");
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== "string")
-      throw new HttpError(400, `Error when parsing request: ${field}.${k} must be a string`);
+    if (typeof val !== "string") throw bodyError(schema, `/${field}/${k}`, "value must be a string");
     out[k] = val;
   }
   return out;
 }
 
-/** An optional int32 seconds field (create/connect/setTimeout `timeout`). */
-function secondsField(body: Record<string, unknown>, field: string): number | undefined {
+/** An int32 seconds field (create/connect/setTimeout `timeout`) with the schema's minimum. */
+function secondsField(
+  body: Record<string, unknown>,
+  field: string,
+  schema: string,
+  minimum: number,
+): number | undefined {
   const v = body[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v) || v > 2147483647 || v < -2147483648) {
-    throw new HttpError(400, `Error when parsing request: ${field} must be an int32`);
-  }
+  if (v === undefined) return undefined;
+  if (typeof v !== "number") throw bodyError(schema, `/${field}`, "value must be an integer");
+  if (!Number.isInteger(v)) throw bodyError(schema, `/${field}`, "value must be an integer");
+  if (v > 2147483647 || v < -2147483648) throw bodyError(schema, `/${field}`, "number must be an int32");
+  if (v < minimum) throw bodyError(schema, `/${field}`, `number must be at least ${minimum}`);
   return v;
+}
+
+/**
+ * Path ids are `<id>` or `<id>-<clientID>` of [a-z0-9]; anything else is refused with 400
+ * `Invalid sandbox ID`, not 404 (U/split.go ShortID, packages/shared/pkg/id ValidateSandboxID).
+ */
+function validSandboxRef(raw: string): boolean {
+  return /^[a-z0-9]+(-[a-z0-9]+)?$/.test(raw);
 }
 
 /** E2B's ShortID: IDs may come as "<sandboxID>-<clientID>"; only the part before "-" counts. */
@@ -320,31 +376,33 @@ function shortID(id: string): string {
 
 function matchRoute(method: string, path: string): Route | undefined {
   const seg = path.split("/").filter((s) => s !== "");
-  let id: string | undefined;
-  const decodeId = (s: string) => {
+  const withId = (endpoint: Endpoint, raw: string): Route => {
+    let rawId = raw;
     try {
-      return shortID(decodeURIComponent(s));
+      rawId = decodeURIComponent(raw);
     } catch {
-      return shortID(s);
+      // keep it as sent: it fails validation below
     }
+    return { endpoint, id: shortID(rawId), rawId };
   };
   if (seg[0] === "v2" && seg[1] === "sandboxes") {
     if (seg.length === 2 && method === "POST") return { endpoint: "create" };
     if (seg.length === 2 && method === "GET") return { endpoint: "list" };
-    if (seg.length === 4 && seg[3] === "connect" && method === "POST") {
-      id = decodeId(seg[2]!);
-      return { endpoint: "connect", id };
-    }
+    if (seg.length === 4 && seg[3] === "connect" && method === "POST") return withId("connect", seg[2]!);
     return undefined;
   }
   if (seg[0] === "sandboxes" && seg.length >= 2) {
-    id = decodeId(seg[1]!);
-    if (seg.length === 2 && method === "DELETE") return { endpoint: "kill", id };
-    if (seg.length === 2 && method === "GET") return { endpoint: "getInfo", id };
-    if (seg.length === 3 && seg[2] === "timeout" && method === "POST") return { endpoint: "setTimeout", id };
-    if (seg.length === 3 && seg[2] === "pause" && method === "POST") return { endpoint: "pause", id };
+    if (seg.length === 2 && method === "DELETE") return withId("kill", seg[1]!);
+    if (seg.length === 2 && method === "GET") return withId("getInfo", seg[1]!);
+    if (seg.length === 3 && seg[2] === "timeout" && method === "POST") return withId("setTimeout", seg[1]!);
+    if (seg.length === 3 && seg[2] === "pause" && method === "POST") return withId("pause", seg[1]!);
   }
   return undefined;
+}
+
+function concurrencyMessage(max: number): string {
+  // O/create_instance.go: the reservation is refused, without Retry-After
+  return `you have reached the maximum number of concurrent E2B sandboxes (${max}). If you need more, please visit 'https://e2b.dev/docs/billing'`;
 }
 
 function notFoundMsg(id: string): string {
@@ -388,7 +446,7 @@ export class E2BEmulator {
     this.clock = opts.clock ?? Date.now;
     this.maxTimeoutS = opts.maxTimeoutS ?? 3600;
     this.envdVersion = opts.envdVersion ?? "0.6.4";
-    this.templates = opts.templates ?? { base: "rki5dems9wqfm4r03t7g" };
+    this.templates = opts.templates ?? { ...DEFAULT_TEMPLATES };
     this.latency = { ...(opts.latencyMs ?? {}) };
     this.orphanReapMs = opts.orphanReapMs ?? 80_000;
   }
@@ -522,7 +580,8 @@ export class E2BEmulator {
     const now = this.clock();
     const startedAt = s.startedAt ?? now;
     const state = s.state ?? "running";
-    const sbx = this.makeSandbox(s.templateID ?? "base", {
+    const name = s.templateID ?? "base";
+    const sbx = this.makeSandbox(this.lookupTemplate(name) ?? { templateID: name }, {
       metadata: s.metadata ?? {},
       envVars: s.envVars ?? {},
       startedAt,
@@ -611,17 +670,14 @@ export class E2BEmulator {
 
   /** A new sandbox record, not yet live: `publish` makes it visible. */
   private makeSandbox(
-    template: string,
+    template: { templateID: string; alias?: string },
     f: Pick<EmulatedSandbox, "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause">,
   ): Box {
-    // Template references may carry a ":tag"; aliases resolve to the template ID, as E2B reports.
-    const name = template.split(":")[0]!.trim().toLowerCase();
-    const resolved = this.templates[name];
     return {
       sandboxID: newSandboxID(),
-      templateID: resolved ?? name,
+      templateID: template.templateID,
       clientID: CLIENT_ID,
-      ...(resolved !== undefined ? { alias: name } : {}),
+      ...(template.alias !== undefined ? { alias: template.alias } : {}),
       metadata: { ...f.metadata },
       envVars: { ...f.envVars },
       envdAccessToken: randomBytes(24).toString("hex"),
@@ -779,6 +835,31 @@ export class E2BEmulator {
     };
   }
 
+  /** An alias or template ID of this team's, without tag; undefined when unknown. */
+  private lookupTemplate(name: string): { templateID: string; alias?: string } | undefined {
+    const id = this.templates[name];
+    if (id !== undefined) return { templateID: id, alias: name };
+    for (const [alias, tid] of Object.entries(this.templates))
+      if (tid === name) return { templateID: tid, alias };
+    return undefined;
+  }
+
+  /**
+   * A create's `templateID` as E2B resolves it: `<alias or ID>[:<tag>]`; only the "default" tag
+   * exists here. Unknown -> 404 `template '<x>' not found`, unknown tag -> 404
+   * (packages/api/internal/cache/templates/errors.go); not a reference at all -> 400.
+   */
+  private resolveTemplate(ref: string): { templateID: string; alias?: string } {
+    const m = /^([a-z0-9][a-z0-9._/-]*)(?::([a-z0-9][a-z0-9._-]*))?$/.exec(ref.trim().toLowerCase());
+    if (!m) throw new HttpError(400, `Invalid template reference: ${JSON.stringify(ref)}`);
+    const name = m[1]!;
+    const found = this.lookupTemplate(name);
+    if (!found) throw new HttpError(404, `template '${name}' not found`);
+    if (m[2] !== undefined && m[2] !== "default")
+      throw new HttpError(404, `tag '${m[2]}' does not exist for template '${name}'`);
+    return found;
+  }
+
   private capMessage(): string {
     // e2b-dev/infra: fmt.Sprintf("Timeout cannot be greater than %d hours", MaxLengthHours)
     const h = this.maxTimeoutS / 3600;
@@ -848,8 +929,19 @@ export class E2BEmulator {
         sendJson(res, o.status, o.body, o.headers);
       }
     };
-    const fail = (status: number, message: string, headers?: Record<string, string>) =>
-      answer({ status, body: { code: status, message }, headers });
+    const fail = (status: number, message: string, headers?: Record<string, string>, errorCode?: string) =>
+      answer({
+        status,
+        body: { code: status, message, ...(errorCode !== undefined ? { error_code: errorCode } : {}) },
+        headers,
+      });
+    const failByFault = (f: FaultSpec, status: number) =>
+      fail(
+        status,
+        f.message ?? defaultFaultMessage(status),
+        retryAfter(f),
+        f.errorCode ?? (route?.endpoint === "create" ? PLACEMENT_ERROR_CODES[status] : undefined),
+      );
 
     // Read the whole body first so keep-alive sockets stay in a clean state whatever we answer.
     let raw: Buffer;
@@ -908,7 +1000,7 @@ export class E2BEmulator {
     const worksAnyway = fault?.applied === true || fault?.landAfterMs !== undefined;
     const faultStatus = fault?.status ?? (fault?.applied ? 500 : undefined);
     if (faultStatus !== undefined && !fault!.dropResponse && !fault!.hang && !worksAnyway) {
-      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
+      return failByFault(fault!, faultStatus);
     }
 
     let outcome: Outcome;
@@ -927,7 +1019,7 @@ export class E2BEmulator {
       return;
     }
     if (faultStatus !== undefined && outcome.status < 400) {
-      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
+      return failByFault(fault!, faultStatus);
     }
     if (outcome.hold) await outcome.hold;
     answer(outcome);
@@ -977,6 +1069,8 @@ export class E2BEmulator {
   }
 
   private perform(route: Route, url: URL, body: Record<string, unknown>, fault?: FaultSpec): Outcome {
+    if (route.rawId !== undefined && !validSandboxRef(route.rawId))
+      throw new HttpError(400, "Invalid sandbox ID");
     switch (route.endpoint) {
       case "create":
         return this.doCreate(body, fault?.landAfterMs);
@@ -996,29 +1090,27 @@ export class E2BEmulator {
   }
 
   private doCreate(body: Record<string, unknown>, landAfterMs?: number): Outcome {
+    // Order of checks as in H/sandbox_create.go: body (validator) -> template -> timeout -> concurrency.
     const templateID = body.templateID;
-    if (typeof templateID !== "string" || templateID.trim() === "") {
-      throw new HttpError(400, "Error when parsing request: templateID is required");
-    }
-    const metadata = stringMap(body, "metadata");
-    const envVars = stringMap(body, "envVars");
-    const timeoutS = secondsField(body, "timeout");
+    if (templateID === undefined)
+      throw bodyError("NewSandboxV2", "/templateID", 'property "templateID" is missing');
+    if (typeof templateID !== "string")
+      throw bodyError("NewSandboxV2", "/templateID", "value must be a string");
+    const metadata = stringMap(body, "metadata", "NewSandboxV2");
+    const envVars = stringMap(body, "envVars", "NewSandboxV2");
+    const timeoutS = secondsField(body, "timeout", "NewSandboxV2", 1); // v2 schema: minimum 1
+    const template = this.resolveTemplate(templateID);
     // Only an explicit timeout is checked against the plan cap; absent means 300 s.
     if (timeoutS !== undefined && timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
     const max = this.opts.maxConcurrentSandboxes;
     if (max !== undefined) {
       let running = 0;
       for (const s of this.aliveSet.values()) if (s.state === "running") running++;
-      if (running >= max) {
-        throw new HttpError(
-          429,
-          `You have reached the maximum number of concurrent E2B sandboxes (${max}). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'`,
-        );
-      }
+      if (running >= max) throw new HttpError(429, concurrencyMessage(max));
     }
     const now = this.clock();
     const lifeS = Math.max(0, timeoutS ?? DEFAULT_TIMEOUT_S);
-    const sbx = this.makeSandbox(templateID, {
+    const sbx = this.makeSandbox(template, {
       metadata,
       envVars,
       startedAt: now,
@@ -1042,7 +1134,8 @@ export class E2BEmulator {
     if (rawStates.length > 0) {
       states = [];
       for (const part of rawStates.flatMap((s) => s.split(","))) {
-        if (part !== "running" && part !== "paused") throw new HttpError(400, `Invalid state: "${part}"`);
+        if (part !== "running" && part !== "paused")
+          throw paramError("state", 'value is not one of the allowed values ["running","paused"]');
         states.push(part);
       }
     }
@@ -1050,14 +1143,17 @@ export class E2BEmulator {
     let limit = LIST_DEFAULT_LIMIT;
     const rawLimit = q.get("limit");
     if (rawLimit !== null) {
-      if (!/^-?\d+$/.test(rawLimit)) throw new HttpError(400, `Invalid limit: "${rawLimit}"`);
+      // spec paginationLimit: int32, minimum 1, maximum 100 — out of range is refused, not clipped
+      if (!/^-?\d+$/.test(rawLimit))
+        throw paramError("limit", `value ${rawLimit}: an invalid integer: invalid syntax`);
       limit = Number(rawLimit);
-      if (limit < 1) throw new HttpError(400, "limit must be at least 1"); // spec minimum: 1
-      limit = Math.min(limit, LIST_MAX_LIMIT); // over the max is clipped, not refused
+      if (limit < 1) throw paramError("limit", "number must be at least 1");
+      if (limit > LIST_MAX_LIMIT) throw paramError("limit", `number must be at most ${LIST_MAX_LIMIT}`);
     }
 
     const order = q.get("order") ?? "desc";
-    if (order !== "asc" && order !== "desc") throw new HttpError(400, `Invalid order: "${order}"`);
+    if (order !== "asc" && order !== "desc")
+      throw new HttpError(400, `Invalid order parameter: ${order}, must be 'asc' or 'desc'`);
     const asc = order === "asc";
 
     let cursor: { time: number; id: string } | undefined;
@@ -1152,8 +1248,10 @@ export class E2BEmulator {
   }
 
   private doSetTimeout(id: string, body: Record<string, unknown>): Outcome {
-    const timeoutS = secondsField(body, "timeout");
-    if (timeoutS === undefined) throw new HttpError(400, "Error when parsing request: timeout is required");
+    // SandboxTimeoutRequest: {timeout: int32 >= 0} required; refused before the sandbox is touched
+    const timeoutS = secondsField(body, "timeout", "SandboxTimeoutRequest", 0);
+    if (timeoutS === undefined)
+      throw bodyError("SandboxTimeoutRequest", "/timeout", 'property "timeout" is missing');
     const s = this.aliveSet.get(id);
     // Only running sandboxes have a TTL to set; a paused one is not in the orchestrator -> 404.
     if (!s || s.state !== "running") throw new HttpError(404, notFoundMsg(id));
@@ -1168,7 +1266,8 @@ export class E2BEmulator {
   }
 
   private doConnect(id: string, body: Record<string, unknown>): Outcome {
-    const timeoutS = secondsField(body, "timeout") ?? DEFAULT_TIMEOUT_S;
+    // ConnectSandboxV2: optional {timeout >= 1, default 300}; above the plan cap -> 400
+    const timeoutS = secondsField(body, "timeout", "ConnectSandboxV2", 1) ?? DEFAULT_TIMEOUT_S;
     if (timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
     const s = this.aliveSet.get(id);
     if (!s) throw new HttpError(404, notFoundMsg(id));
@@ -1244,6 +1343,12 @@ function detailBody(s: EmulatedSandbox) {
     lifecycle: { autoResume: false, onTimeout: s.autoPause ? "pause" : "kill" },
   };
 }
+
+const PLACEMENT_ERROR_CODES: Record<number, string> = {
+  500: "sandbox_create_failed",
+  503: "sandbox_capacity_unavailable",
+  504: "sandbox_placement_timeout",
+};
 
 function retryAfter(f: FaultSpec): Record<string, string> {
   return f.retryAfterS !== undefined ? { "Retry-After": String(Math.max(0, Math.floor(f.retryAfterS))) } : {};

@@ -22,16 +22,19 @@
  * api/auth.go): a wrong/missing token answers 401 JSON; the deadline kills the process; env is
  * PATH, HOME, USER, LOGNAME, then the sandbox's envVars, then the request's envs (last wins).
  *
+ *  - `process.Process/Connect` (SDK `commands.connect(pid)`): start{pid}, then the process's
+ *    events from then on; an unknown or finished pid answers NotFound. As in envd, a client going
+ *    away only detaches: the process runs on until it ends or its Start deadline passes.
+ *
  * Deliberate deviations from the real envd:
- *  - When the client goes away (abort, disconnect) the process is killed; real envd keeps it
- *    running until its deadline (so `commands.connect` could re-attach). Processes are also killed
- *    when the sandbox stops being running (killed, expired, paused) — the stream is then dropped,
- *    as a dying VM drops it. Whatever the command left running in its process group is killed
- *    when it ends (real envd leaves background children alive). All this keeps the host clean.
+ *  - Processes are killed when the sandbox stops being running (killed, expired, paused, envd
+ *    killed) — their streams are then dropped, as a dying VM drops them. Whatever the command
+ *    left running in its process group is killed when it ends (real envd leaves background
+ *    children alive). Both keep the host clean.
  *  - No users: `Authorization`/`opts.user` is ignored; everything runs as the host user. HOME is
  *    a private temp dir per sandbox (so host dotfiles do not run), also the default cwd. A `cwd`
  *    that does not exist on the host is ignored (real envd answers InvalidArgument).
- *  - No PTY (Start with `pty` -> Unimplemented), no Connect/Update/StreamInput (Unimplemented),
+ *  - No PTY (Start with `pty` -> Unimplemented), no Update/StreamInput (Unimplemented),
  *    no `/files` REST and no `filesystem.Filesystem` service (both answer 501 JSON).
  *  - Scripted mode fakes pids from 1000 up; an unscripted command answers like bash would for an
  *    unknown command (stderr "...: command not found", exit 127).
@@ -334,6 +337,15 @@ interface Proc {
   stdin?: Writable;
   /** send a signal to the process (host: its whole process group) */
   signal(sig: NodeJS.Signals): void;
+  /** its events, to every attached stream (Start's, and any Connect's) */
+  out: Fanout;
+}
+
+/** Where a process pushes its events. */
+interface EventSink {
+  push(e: EventInit): void;
+  close(): void;
+  flow: { pause(): void; resume(): void } | undefined;
 }
 
 const rawRequestKey = createContextKey<IncomingMessage | undefined>(undefined, {
@@ -395,6 +407,49 @@ class EventQueue {
   }
 }
 
+/**
+ * A process's events, fanned out to every attached stream. Backpressure (flow) follows the
+ * Start stream only; a Connect stream sees the events from when it attached.
+ */
+class Fanout implements EventSink {
+  private readonly subs = new Set<EventQueue>();
+  private closed = false;
+  private primary: EventQueue | undefined;
+  /** raw requests of the attached streams (dropped when the sandbox dies under them) */
+  readonly requests = new Set<IncomingMessage>();
+
+  get flow() {
+    return this.primary?.flow;
+  }
+  set flow(f: { pause(): void; resume(): void } | undefined) {
+    if (this.primary) this.primary.flow = f;
+  }
+
+  attach(q: EventQueue, primary = false): void {
+    if (primary) this.primary = q;
+    if (this.closed) q.close();
+    else this.subs.add(q);
+  }
+
+  detach(q: EventQueue): void {
+    this.subs.delete(q);
+    if (q === this.primary) {
+      // nobody reads the Start stream any more: never leave the process blocked on its pipes
+      q.flow?.resume();
+      this.primary = undefined;
+    }
+  }
+
+  push(e: EventInit): void {
+    for (const q of this.subs) q.push(e);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const q of this.subs) q.close();
+  }
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data) });
@@ -446,7 +501,7 @@ function endEvent(code: number | null, signal: NodeJS.Signals | null): EventInit
   };
 }
 
-function pushChunked(q: EventQueue, stream: "stdout" | "stderr", buf: Uint8Array): void {
+function pushChunked(q: EventSink, stream: "stdout" | "stderr", buf: Uint8Array): void {
   for (let off = 0; off < buf.length; off += STD_CHUNK) {
     q.push(dataEvent(stream, buf.subarray(off, Math.min(off + STD_CHUNK, buf.length))));
   }
@@ -514,7 +569,7 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
     cfg: Proc["config"],
     tag: string | undefined,
     answer: ScriptedResult,
-    q: EventQueue,
+    q: Fanout,
   ): Proc => {
     const pid = nextFakePid++;
     let timer: NodeJS.Timeout | undefined;
@@ -534,6 +589,7 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
       signal: (sig) => {
         if (running.get(sandboxId)?.has(pid)) finish(null, sig);
       },
+      out: q,
     };
     procsOf(sandboxId).set(pid, proc);
     q.push({ event: { event: { case: "start", value: { pid } } } });
@@ -553,7 +609,7 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
     tag: string | undefined,
     stdinEnabled: boolean,
     envVars: Record<string, string>,
-    q: EventQueue,
+    q: Fanout,
   ): Promise<Proc> => {
     const home = homeOf(sandboxId);
     let cwd = home;
@@ -609,6 +665,7 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
           signal: (sig) => {
             if (!ended) killGroup(child, sig);
           },
+          out: q,
         };
         child.stdin?.on("error", () => undefined); // EPIPE when the process is gone
         procsOf(sandboxId).set(pid, proc);
@@ -645,6 +702,52 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
     });
   };
 
+  /**
+   * The process's own life, independent of any stream: its deadline (Connect-Timeout-Ms of the
+   * Start; 0 or absent = none) kills it, as does its sandbox no longer running — which also
+   * drops every attached stream, as a dying VM drops them. A client going away only detaches.
+   */
+  const superviseProcess = (proc: Proc, timeoutMs: number) => {
+    const deadline = timeoutMs > 0 ? setTimeout(() => proc.signal("SIGKILL"), timeoutMs) : undefined;
+    const poll = setInterval(() => {
+      if (!running.get(proc.sandboxId)?.has(proc.pid)) {
+        clearInterval(poll);
+        if (deadline) clearTimeout(deadline);
+        return;
+      }
+      if (opts.lookup(proc.sandboxId)) return;
+      proc.signal("SIGKILL");
+      for (const r of proc.out.requests) r.socket.destroy();
+    }, SANDBOX_POLL_MS);
+  };
+
+  /** One stream of a process's events, with keepalives; detaches when the client goes away. */
+  async function* streamEvents(proc: Proc, q: EventQueue, ctx: HandlerContext) {
+    const raw = ctx.values.get(rawRequestKey);
+    if (raw) proc.out.requests.add(raw);
+    // Keepalive-Ping-Interval (seconds): a keepalive event after each idle interval.
+    const kaS = Number(ctx.requestHeader.get("keepalive-ping-interval") ?? "");
+    let kaTimer: NodeJS.Timeout | undefined;
+    const armKeepalive = () => {
+      if (!(kaS > 0)) return;
+      if (kaTimer) clearTimeout(kaTimer);
+      kaTimer = setTimeout(() => {
+        q.push({ event: { event: { case: "keepalive", value: {} } } });
+      }, kaS * 1000);
+    };
+    armKeepalive();
+    try {
+      for await (const e of q.drain(ctx.signal)) {
+        yield e;
+        armKeepalive();
+      }
+    } finally {
+      if (kaTimer) clearTimeout(kaTimer);
+      proc.out.detach(q);
+      if (raw) proc.out.requests.delete(raw);
+    }
+  }
+
   const routes = (router: ConnectRouter) => {
     router.service(ProcessService, {
       async *start(req: StartRequest, ctx: HandlerContext) {
@@ -671,45 +774,23 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
             : undefined);
 
         const q = new EventQueue();
+        const out = new Fanout();
+        out.attach(q, true);
         const proc = answer
-          ? startScripted(sandboxId, cfg, req.tag, answer, q)
-          : await startHost(sandboxId, cfg, req.tag, req.stdin ?? true, sbx.envVars ?? {}, q);
+          ? startScripted(sandboxId, cfg, req.tag, answer, out)
+          : await startHost(sandboxId, cfg, req.tag, req.stdin ?? true, sbx.envVars ?? {}, out);
+        superviseProcess(proc, Number(ctx.requestHeader.get("connect-timeout-ms") ?? ""));
+        yield* streamEvents(proc, q, ctx);
+      },
 
-        // The deadline (Connect-Timeout-Ms) or the client going away aborts ctx.signal: kill.
-        const onAbort = () => proc.signal("SIGKILL");
-        ctx.signal.addEventListener("abort", onAbort);
-        if (ctx.signal.aborted) onAbort();
-
-        // The sandbox being killed/paused under a running command drops the connection.
-        const raw = ctx.values.get(rawRequestKey);
-        const poll = setInterval(() => {
-          if (opts.lookup(sandboxId)) return;
-          clearInterval(poll);
-          proc.signal("SIGKILL");
-          raw?.socket.destroy();
-        }, SANDBOX_POLL_MS);
-
-        // Keepalive-Ping-Interval (seconds): a keepalive event after each idle interval.
-        const kaS = Number(ctx.requestHeader.get("keepalive-ping-interval") ?? "");
-        let kaTimer: NodeJS.Timeout | undefined;
-        const armKeepalive = () => {
-          if (!(kaS > 0)) return;
-          if (kaTimer) clearTimeout(kaTimer);
-          kaTimer = setTimeout(() => {
-            q.push({ event: { event: { case: "keepalive", value: {} } } });
-          }, kaS * 1000);
-        };
-        armKeepalive();
-        try {
-          for await (const e of q.drain(ctx.signal)) {
-            yield e;
-            armKeepalive();
-          }
-        } finally {
-          clearInterval(poll);
-          if (kaTimer) clearTimeout(kaTimer);
-          ctx.signal.removeEventListener("abort", onAbort);
-        }
+      async *connect(req: ConnectRequest, ctx: HandlerContext) {
+        // Re-attach to a running process (SDK commands.connect): start{pid}, then its events from
+        // now on; an unknown or finished pid -> NotFound (envd services/process/connect.go).
+        const proc = selectProc(procsOf(sandboxIdOf(ctx)), req.process);
+        const q = new EventQueue();
+        q.push({ event: { event: { case: "start", value: { pid: proc.pid } } } });
+        proc.out.attach(q);
+        for await (const e of streamEvents(proc, q, ctx)) yield { event: e.event };
       },
 
       list(_req: ListRequest, ctx: HandlerContext) {
@@ -749,7 +830,7 @@ export function createEnvdHandler(opts: EnvdOptions): EnvdHandler {
         proc.stdin?.end();
         return {};
       },
-      // connect, update, streamInput: not implemented -> Code.Unimplemented (router default)
+      // update, streamInput: not implemented -> Code.Unimplemented (router default)
     });
   };
 
