@@ -81,125 +81,54 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import type {
+  CallRecord,
+  E2BEmulatorOptions,
+  EmulatedSandbox,
+  Endpoint,
+  EnvdFaultSpec,
+  FaultSpec,
+  LifecycleEvent,
+  MountHandler,
+} from "./e2bTypes";
+import {
+  CLIENT_ID,
+  DEFAULT_TEMPLATES,
+  DEFAULT_TIMEOUT_S,
+  DEFAULT_TRANSITION_MS,
+  Hold,
+  HttpError,
+  PLACEMENT_TIMEOUT_MESSAGE,
+  bodyError,
+  concurrencyMessage,
+  detailBody,
+  ENVD_PORT,
+  Reply,
+  errorOutcome,
+  isPlainObject,
+  parseJsonBody,
+  listMatches,
+  listedBody,
+  matchRoute,
+  newSandboxID,
+  notFoundMsg,
+  pageOf,
+  parseListQuery,
+  readBody,
+  sandboxBody,
+  secondsField,
+  sendJson,
+  stringMap,
+  transitionalError,
+  validSandboxRef,
+  type Outcome,
+  type QueuedFault,
+  type Route,
+} from "./e2bWire";
 
-export type Endpoint = "create" | "list" | "kill" | "getInfo" | "setTimeout" | "connect" | "pause";
-
-export interface FaultSpec {
-  /** answer this status with a JSON error body {code,message} */
-  status?: number;
-  /** with status 429: send an integer Retry-After header (the SDK retries only then) */
-  retryAfterS?: number;
-  /** how many upcoming calls of the endpoint get this fault (default 1; Infinity allowed) */
-  times?: number;
-  /** wait this long (real ms) before handling */
-  delayMs?: number;
-  /** PERFORM the operation, then destroy the socket without answering */
-  dropResponse?: boolean;
-  /** PERFORM the operation, then never answer (the client hits its requestTimeoutMs) */
-  hang?: boolean;
-  // Precedence: delayMs first; then hang, else dropResponse, else status. A fault with only
-  // delayMs delays a normal answer. Faults are consumed after the API-key check passes.
-  message?: string;
-  /**
-   * list: E2B applies only part of the metadata filter — these keys are ignored when matching
-   * (a renamed filter parameter did exactly this once). The answer looks normal.
-   */
-  ignoreMetadataKeys?: string[];
-  /** kill: answer 204 without killing (E2B says killed but did not; only a later list can tell) */
-  fakeSuccess?: true;
-  /**
-   * kill of a paused sandbox whose resume is in flight: answer 204 at once (its snapshot is
-   * deleted), and the resume then publishes it running, to live to its timeout — E2B's open race
-   * (infra issue #3636). Without it the kill waits for the resume and kills the resumed sandbox.
-   */
-  raceResume?: true;
-  /**
-   * kill/pause with `status` (default 500): the operation was applied anyway, as E2B's
-   * RemoveSandbox drops the store entry even when the node call fails (O/delete_instance.go).
-   * Later calls get 404 (or the previous snapshot, if it had one) and list omits it, while the
-   * VM keeps running and billing until E2B's orphan reaper ends it (`orphanReapMs`, ~80 s; see
-   * `orphanedVms()`), with a `killed` event, kill_reason "orphaned".
-   */
-  applied?: boolean;
-  /**
-   * create: the sandbox stays an invisible reservation (omitted from list; get/kill/pause/
-   * connect/timeout answer 404; a kill changes nothing) until the emulator CLOCK passes
-   * arrival + landAfterMs; it then appears with startedAt = that time. What the client sees is
-   * chosen by the other fields: status (answered at once), dropResponse, hang; with none of them
-   * the 201 is held until the sandbox lands.
-   */
-  landAfterMs?: number;
-  /**
-   * the body's `error_code`. Default on create faults, as E2B's placement errors carry one
-   * (O/placement_errors.go): 500 sandbox_create_failed, 503 sandbox_capacity_unavailable,
-   * 504 sandbox_placement_timeout. Other endpoints send none unless given.
-   */
-  errorCode?: string;
-}
-
-/** Faults of envd traffic (E2B's proxy in front of the in-sandbox daemon). */
-export type EnvdFaultSpec = {
-  /** E2B's proxy answers 502 {"code":502,"message":"The sandbox was not found"} though it lives */
-  kind: "proxy502";
-  /** how many upcoming envd requests get it (default 1; Infinity allowed) */
-  times?: number;
-};
-
-/** A sandbox lifecycle transition, as E2B's node publishes it (packages/shared/pkg/events). */
-export type LifecycleEvent = {
-  type: "created" | "killed" | "paused" | "resumed" | "updated";
-  sandboxId: string;
-  templateId: string;
-  metadata: Record<string, string>;
-  /** emulator clock, ms */
-  at: number;
-  /** killed only: "request" (DELETE or killDirect), "timeout" (TTL), "orphaned" (reaper) */
-  killReason?: "request" | "timeout" | "orphaned";
-};
-
-/** A control-plane path handled outside the emulator's routes (after the API-key check). */
-export type MountHandler = (
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  body: Buffer,
-) => void | Promise<void>;
-
-export interface EmulatedSandbox {
-  sandboxID: string;
-  templateID: string;
-  clientID: string;
-  alias?: string;
-  metadata: Record<string, string>;
-  envVars: Record<string, string>;
-  envdAccessToken: string;
-  envdVersion: string;
-  state: "running" | "paused";
-  /** ms since epoch on the emulator's clock; reset when a paused sandbox is resumed (as E2B does) */
-  startedAt: number;
-  /** running: when the TTL runs out; paused: when it was paused (E2B reports the snapshot time) */
-  endAt: number;
-  diedAt?: number;
-  /** "reaped": an orphaned VM (see FaultSpec.applied) ended by E2B's orphan reaper */
-  diedBy?: "killed" | "expired" | "reaped";
-  cpuCount: number;
-  memoryMB: number;
-  diskSizeMB: number;
-  /** create body `autoPause` (SDK `lifecycle.onTimeout: "pause"`): on expiry it pauses instead of dying */
-  autoPause: boolean;
-  /** emulator-clock ms its VM has run (billed compute), up to now; stops once the VM is gone */
-  runningMs: number;
-  /** emulator-clock ms it has spent paused (a snapshot, no VM), up to now */
-  pausedMs: number;
-  /** the VM still runs, but E2B's control plane has forgotten it (until the orphan reaper ends it) */
-  orphaned?: boolean;
-  /** create body `autoResume.enabled`: traffic to it while paused resumes it */
-  autoResume: boolean;
-  /** a request is moving it between states right now (E2B's transitional store states) */
-  phase?: "pausing" | "killing" | "resuming";
-  /** it has a snapshot row (it was paused once): only a kill removes it, a timeout leaves it paused */
-  hasSnapshot: boolean;
-}
+export * from "./e2bTypes";
+export { DEFAULT_TEMPLATES, DEFAULT_TRANSITION_MS, parseMetadataFilter } from "./e2bWire";
 
 /** A state change in flight: other requests join it, wait for it, or answer 409. */
 interface Op {
@@ -227,287 +156,6 @@ interface Box extends EmulatedSandbox {
   snapshot?: Snapshot;
   /** the create's timeout, s: an auto-resume runs for this long */
   createTimeoutS: number;
-}
-
-export interface CallRecord {
-  endpoint: Endpoint | "other";
-  method: string;
-  path: string;
-  /** raw query string without "?" (e.g. the still-encoded metadata filter), when present */
-  query?: string;
-  /** status answered; 0 while pending, and for calls never answered (dropResponse, hang) */
-  status: number;
-  /** emulator clock when the request arrived */
-  at: number;
-  sandboxID?: string;
-  /** parsed JSON request body, when there was one */
-  body?: unknown;
-  /** the fault applied to this call, if any */
-  fault?: FaultSpec;
-}
-
-export interface E2BEmulatorOptions {
-  /** if set, require X-API-KEY to match */
-  apiKey?: string;
-  /** default Date.now; used for startedAt/endAt/expiry (benchmarks pass a simulated clock) */
-  clock?: () => number;
-  /** plan cap on a sandbox's lifetime, seconds; default 3600 (Hobby, "1 hours") */
-  maxTimeoutS?: number;
-  /** added real delay per endpoint; "*" applies where no endpoint-specific value is set */
-  latencyMs?: Partial<Record<Endpoint | "*", number>>;
-  /** handles envd traffic (requests with an `e2b-sandbox-id` header) for running sandboxes */
-  envdHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
-  /** envdVersion reported for new sandboxes; default "0.6.4", the highest the SDK gates features on */
-  envdVersion?: string;
-  /**
-   * The team's templates, alias -> template ID; a create naming neither an alias nor an ID
-   * here answers 404 `template '<x>' not found`. Default: base and python (DEFAULT_TEMPLATES).
-   */
-  templates?: Record<string, string>;
-  /**
-   * E2B's concurrency limit (Hobby 20, Pro 100): creates and resumes are refused with 429 (no
-   * Retry-After) while running + pausing + killing sandboxes plus pending creates and resumes
-   * reach it. Default: unlimited.
-   */
-  maxConcurrentSandboxes?: number;
-  /**
-   * Real ms a create, kill, pause or resume spends in its transitional state (being created,
-   * killing, pausing, resuming) before it completes; a delay fault adds to it. Default
-   * DEFAULT_TRANSITION_MS (a few ms: small, but real, so concurrent requests can meet it).
-   */
-  transitionMs?: Partial<Record<"create" | "kill" | "pause" | "resume", number>>;
-  /** real ms after which the API gives up on a create still in flight (504, no sandbox); default 70 000 */
-  createDeadlineMs?: number;
-  /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
-  orphanReapMs?: number;
-}
-
-/** Templates known by default: the ones the tests, bench and demo use. */
-export const DEFAULT_TEMPLATES: Readonly<Record<string, string>> = {
-  base: "rki5dems9wqfm4r03t7g",
-  python: "p7yqz3m1c8w0kx5hd2rn",
-};
-
-/** E2B's deprecated-but-still-sent client ID (consts.ClientID in e2b-dev/infra). */
-const CLIENT_ID = "6532622b";
-/** Default lifetime when create/connect omit `timeout` (NewSandboxV2 / ConnectSandboxV2 default). */
-const DEFAULT_TIMEOUT_S = 300;
-/** GET /v2/sandboxes: default and maximum page size (sandboxesDefaultLimit / sandboxesMaxLimit). */
-const LIST_DEFAULT_LIMIT = 100;
-const LIST_MAX_LIMIT = 100;
-/** Largest request body accepted. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
-const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz1234567890";
-
-interface Route {
-  endpoint: Endpoint;
-  id?: string;
-  /** the id as sent (decoded), before ShortID */
-  rawId?: string;
-}
-
-interface Outcome {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** answer only once this settles (e.g. a create whose sandbox lands later) */
-  hold?: Promise<void>;
-}
-
-interface QueuedFault {
-  spec: FaultSpec;
-  remaining: number;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly errorCode?: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Default real ms spent in each transitional state (small, but a concurrent request can meet it). */
-export const DEFAULT_TRANSITION_MS = { create: 2, kill: 1, pause: 3, resume: 2 } as const;
-
-/** The real-time part of a request's work: the delay fault plus the transition, spent once. */
-class Hold {
-  private spent = false;
-  constructor(
-    private readonly sleep: (ms: number) => Promise<void>,
-    readonly delayMs: number,
-  ) {}
-
-  /** Spend the delay plus `transitionMs`, less `elapsedMs` already waited (once; later calls return at once). */
-  async run(transitionMs = 0, elapsedMs = 0): Promise<void> {
-    if (this.spent) return;
-    this.spent = true;
-    const ms = this.delayMs + transitionMs - elapsedMs;
-    if (ms > 0) await this.sleep(ms);
-  }
-}
-
-/** Sandbox IDs are "i" + 20 chars of [a-z0-9] (InstanceIDPrefix + id.Generate(), uniuri.UUIDLen). */
-function newSandboxID(): string {
-  let s = "i";
-  for (let i = 0; i < 20; i++) s += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
-  return s;
-}
-
-/**
- * Go's url.QueryUnescape: "+" is a space, "%XX" must be valid hex (else an error), bytes are
- * decoded as UTF-8. The server applies it to the metadata filter, then to each key and value.
- */
-function goQueryUnescape(s: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === "%") {
-      const hex = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new Error(`invalid URL escape "%${hex}"`);
-      bytes.push(parseInt(hex, 16));
-      i += 2;
-    } else if (c === "+") {
-      bytes.push(0x20);
-    } else {
-      for (const b of Buffer.from(c!, "utf8")) bytes.push(b);
-    }
-  }
-  return Buffer.from(bytes).toString("utf8");
-}
-
-/**
- * Parse the `metadata` query value as e2b-dev/infra's parseFilters does: unescape the whole
- * value, split on "&", each part must split on "=" into exactly two, unescape key and value.
- * (The SDK encodes each key/value, joins with URLSearchParams, and the HTTP layer encodes the
- * whole once more; URL parsing already removed that outermost layer.) Pairs are ANDed.
- */
-export function parseMetadataFilter(raw: string): Record<string, string> {
-  const query = goQueryUnescape(raw);
-  const filters: Record<string, string> = {};
-  for (const pair of query.split("&")) {
-    const parts = pair.split("=");
-    if (parts.length !== 2) throw new Error("invalid key value pair in query");
-    filters[goQueryUnescape(parts[0]!)] = goQueryUnescape(parts[1]!);
-  }
-  return filters;
-}
-
-/** Cursor as E2B makes it: base64url (padded) of "<RFC3339 startedAt>__<sandboxID>[__asc]". */
-function encodeCursor(startedAt: number, id: string, asc: boolean): string {
-  const raw = `${new Date(startedAt).toISOString()}__${id}${asc ? "__asc" : ""}`;
-  return Buffer.from(raw, "utf8").toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
-}
-
-function decodeCursor(token: string): { time: number; id: string; asc: boolean } {
-  const raw = Buffer.from(token.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8");
-  const parts = raw.split("__");
-  if (parts.length !== 2 && !(parts.length === 3 && parts[2] === "asc"))
-    throw new Error("invalid cursor format");
-  const time = Date.parse(parts[0]!);
-  if (Number.isNaN(time)) throw new Error("invalid timestamp format in cursor");
-  return { time, id: parts[1]!, asc: parts.length === 3 };
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/**
- * E2B's OpenAPI request validator refuses a request before its handler runs: 400 with the first
- * line of kin-openapi's RequestError (U/error.go ErrorHandler).
- */
-const VALIDATION = "validation error: error in openapi3filter.RequestError: ";
-
-function bodyError(schema: string, at: string, what: string): HttpError {
-  return new HttpError(
-    400,
-    `${VALIDATION}request body has an error: doesn't match schema #/components/schemas/${schema}: Error at "${at}": ${what}`,
-  );
-}
-
-function paramError(name: string, what: string): HttpError {
-  return new HttpError(400, `${VALIDATION}parameter "${name}" in query has an error: ${what}`);
-}
-
-/** An optional string->string map field (metadata, envVars: SandboxMetadata, EnvVars). */
-function stringMap(body: Record<string, unknown>, field: string, schema: string): Record<string, string> {
-  const v = body[field];
-  if (v === undefined) return {};
-  if (!isPlainObject(v)) throw bodyError(schema, `/${field}`, "value must be an object");
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== "string") throw bodyError(schema, `/${field}/${k}`, "value must be a string");
-    out[k] = val;
-  }
-  return out;
-}
-
-/** An int32 seconds field (create/connect/setTimeout `timeout`) with the schema's minimum. */
-function secondsField(
-  body: Record<string, unknown>,
-  field: string,
-  schema: string,
-  minimum: number,
-): number | undefined {
-  const v = body[field];
-  if (v === undefined) return undefined;
-  if (typeof v !== "number") throw bodyError(schema, `/${field}`, "value must be an integer");
-  if (!Number.isInteger(v)) throw bodyError(schema, `/${field}`, "value must be an integer");
-  if (v > 2147483647 || v < -2147483648) throw bodyError(schema, `/${field}`, "number must be an int32");
-  if (v < minimum) throw bodyError(schema, `/${field}`, `number must be at least ${minimum}`);
-  return v;
-}
-
-/**
- * Path ids are `<id>` or `<id>-<clientID>` of [a-z0-9]; anything else is refused with 400
- * `Invalid sandbox ID`, not 404 (U/split.go ShortID, packages/shared/pkg/id ValidateSandboxID).
- */
-function validSandboxRef(raw: string): boolean {
-  return /^[a-z0-9]+(-[a-z0-9]+)?$/.test(raw);
-}
-
-/** E2B's ShortID: IDs may come as "<sandboxID>-<clientID>"; only the part before "-" counts. */
-function shortID(id: string): string {
-  return id.split("-")[0]!;
-}
-
-function matchRoute(method: string, path: string): Route | undefined {
-  const seg = path.split("/").filter((s) => s !== "");
-  const withId = (endpoint: Endpoint, raw: string): Route => {
-    let rawId = raw;
-    try {
-      rawId = decodeURIComponent(raw);
-    } catch {
-      // keep it as sent: it fails validation below
-    }
-    return { endpoint, id: shortID(rawId), rawId };
-  };
-  if (seg[0] === "v2" && seg[1] === "sandboxes") {
-    if (seg.length === 2 && method === "POST") return { endpoint: "create" };
-    if (seg.length === 2 && method === "GET") return { endpoint: "list" };
-    if (seg.length === 4 && seg[3] === "connect" && method === "POST") return withId("connect", seg[2]!);
-    return undefined;
-  }
-  if (seg[0] === "sandboxes" && seg.length >= 2) {
-    if (seg.length === 2 && method === "DELETE") return withId("kill", seg[1]!);
-    if (seg.length === 2 && method === "GET") return withId("getInfo", seg[1]!);
-    if (seg.length === 3 && seg[2] === "timeout" && method === "POST") return withId("setTimeout", seg[1]!);
-    if (seg.length === 3 && seg[2] === "pause" && method === "POST") return withId("pause", seg[1]!);
-  }
-  return undefined;
-}
-
-function concurrencyMessage(max: number): string {
-  // O/create_instance.go: the reservation is refused, without Retry-After
-  return `you have reached the maximum number of concurrent E2B sandboxes (${max}). If you need more, please visit 'https://e2b.dev/docs/billing'`;
-}
-
-function notFoundMsg(id: string): string {
-  // sandboxNotFoundMsg in e2b-dev/infra
-  return `Sandbox "${id}" doesn't exist or you don't have access to it`;
 }
 
 export class E2BEmulator {
@@ -1049,44 +697,8 @@ export class E2BEmulator {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://emulator.local");
     const headerId = req.headers["e2b-sandbox-id"];
-
-    if (headerId !== undefined) {
-      // envd traffic: the SDK sends it to E2B_SANDBOX_URL with the sandbox in a header.
-      const id = Array.isArray(headerId) ? (headerId[0] ?? "") : headerId;
-      const rec: CallRecord = {
-        endpoint: "other",
-        method,
-        path: url.pathname,
-        status: 0,
-        at: this.clock(),
-        sandboxID: id,
-      };
-      this.calls.push(rec);
-      res.on("finish", () => (rec.status = res.statusCode));
-      this.sweep();
-      const s = this.aliveSet.get(id);
-      // Traffic to a paused sandbox created with autoResume resumes it first.
-      if (s && s.state === "paused" && s.autoResume && !s.op) this.autoResume(s);
-      // E2B's proxy answers 502 JSON for unknown, dead, being-killed (and not-resumed paused)
-      // sandboxes, and, under the proxy502 fault, for a live one too.
-      const routable = s !== undefined && s.state === "running" && s.op?.kind !== "killing";
-      if (!this.opts.envdHandler || !routable || this.takeEnvdFault()) {
-        sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
-        return;
-      }
-      if (this.envdDead.has(id)) {
-        // The proxy reaches the VM but nothing listens on envd's port (its closed-port answer).
-        sendJson(res, 502, {
-          code: 502,
-          message: "The sandbox is running but port is not open",
-          sandboxId: id,
-          port: 49983,
-        });
-        return;
-      }
-      this.opts.envdHandler(req, res);
-      return;
-    }
+    // envd traffic: the SDK sends it to E2B_SANDBOX_URL with the sandbox in a header.
+    if (headerId !== undefined) return this.handleEnvd(req, res, url, [headerId].flat()[0] ?? "");
 
     const route = matchRoute(method, url.pathname);
     const rec: CallRecord = {
@@ -1099,92 +711,58 @@ export class E2BEmulator {
       ...(route?.id !== undefined ? { sandboxID: route.id } : {}),
     };
     this.calls.push(rec);
-    const answer = (o: Outcome) => {
-      rec.status = o.status;
-      if (res.destroyed) return;
-      if (o.body === undefined) {
-        res.writeHead(o.status, o.headers);
-        res.end();
-      } else {
-        sendJson(res, o.status, o.body, o.headers);
-      }
-    };
-    const fail = (status: number, message: string, headers?: Record<string, string>, errorCode?: string) =>
-      answer({
-        status,
-        body: { code: status, message, ...(errorCode !== undefined ? { error_code: errorCode } : {}) },
-        headers,
-      });
-    const failByFault = (f: FaultSpec, status: number) =>
-      fail(
-        status,
-        f.message ?? defaultFaultMessage(status),
-        retryAfter(f),
-        f.errorCode ?? (route?.endpoint === "create" ? PLACEMENT_ERROR_CODES[status] : undefined),
-      );
+    const reply = new Reply(res, rec);
 
     // Read the whole body first so keep-alive sockets stay in a clean state whatever we answer.
     let raw: Buffer;
     try {
       raw = await readBody(req);
     } catch (e) {
-      return fail(
-        e instanceof HttpError ? e.status : 400,
-        `Error when reading request: ${String((e as Error).message)}`,
-      );
+      const status = e instanceof HttpError ? e.status : 400;
+      return reply.fail(status, `Error when reading request: ${String((e as Error).message)}`);
     }
-
     const mounted = route ? undefined : this.mounts.find((m) => url.pathname.startsWith(m.prefix));
-    if (!route && !mounted) return fail(404, `Not found: ${method} ${url.pathname}`);
+    if (!route && !mounted) return reply.fail(404, `Not found: ${method} ${url.pathname}`);
 
     const latency = (route && this.latency[route.endpoint]) ?? this.latency["*"] ?? 0;
     if (latency > 0) await this.sleep(latency);
+    const authError = this.authError(req); // auth runs before the handler, as E2B's middleware does
+    if (authError) return reply.fail(401, authError);
 
-    // Auth runs before the handler, as E2B's middleware does.
-    if (this.opts.apiKey !== undefined) {
-      const key = req.headers["x-api-key"];
-      if (key === undefined || key === "")
-        return fail(401, "Invalid API key, please check the X-API-KEY header");
-      if (key !== this.opts.apiKey) return fail(401, "Invalid API key");
-    }
+    if (route) return this.serveRoute(route, url, raw, req, reply);
+    res.on("finish", () => (rec.status = res.statusCode));
+    this.sweep();
+    await mounted!.handler(req, res, raw);
+  }
 
-    if (!route) {
-      res.on("finish", () => (rec.status = res.statusCode));
-      this.sweep();
-      await mounted!.handler(req, res, raw);
-      return;
-    }
+  private authError(req: http.IncomingMessage): string | undefined {
+    if (this.opts.apiKey === undefined) return undefined;
+    const key = req.headers["x-api-key"];
+    if (key === undefined || key === "") return "Invalid API key, please check the X-API-KEY header";
+    return key === this.opts.apiKey ? undefined : "Invalid API key";
+  }
 
+  /** A control-plane route: its fault, the work (held in its transitional state), the answer. */
+  private async serveRoute(route: Route, url: URL, raw: Buffer, req: http.IncomingMessage, reply: Reply) {
     const fault = this.takeFault(route.endpoint);
-    if (fault) rec.fault = fault;
+    if (fault) reply.rec.fault = fault;
     const hold = new Hold((ms) => this.sleep(ms), fault?.delayMs ?? 0);
 
-    let body: Record<string, unknown> = {};
-    if (raw.length > 0) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw.toString("utf8"));
-      } catch (e) {
-        await hold.run();
-        return fail(400, `Error when parsing request: ${(e as Error).message}`);
-      }
-      rec.body = parsed;
-      if (method === "POST") {
-        if (!isPlainObject(parsed)) {
-          await hold.run();
-          return fail(400, "Error when parsing request: body must be a JSON object");
-        }
-        body = parsed;
-      }
+    let body: Record<string, unknown>;
+    try {
+      body = parseJsonBody(raw, reply.rec);
+    } catch (e) {
+      await hold.run();
+      return reply.error(e);
     }
-
     // A status fault answers instead of doing the work, unless the work is applied anyway
     // (kill/pause `applied`, a create that lands later) or the status is the lost answer's.
     const worksAnyway = fault?.applied === true || fault?.landAfterMs !== undefined;
     const faultStatus = fault?.status ?? (fault?.applied ? 500 : undefined);
-    if (faultStatus !== undefined && !fault!.dropResponse && !fault!.hang && !worksAnyway) {
+    const lostAnswer = fault?.dropResponse === true || fault?.hang === true;
+    if (faultStatus !== undefined && !lostAnswer && !worksAnyway) {
       await hold.run();
-      return failByFault(fault!, faultStatus);
+      return reply.faulted(fault!, faultStatus);
     }
 
     let outcome: Outcome;
@@ -1192,22 +770,46 @@ export class E2BEmulator {
       this.sweep();
       outcome = await this.perform(route, url, body, hold, fault);
     } catch (e) {
-      if (!(e instanceof HttpError)) throw e;
-      const errorCode = e.errorCode !== undefined ? { error_code: e.errorCode } : {};
-      outcome = { status: e.status, body: { code: e.status, message: e.message, ...errorCode } };
+      outcome = errorOutcome(e);
     }
     await hold.run(); // a request refused early is still delayed by its fault
 
     if (fault?.hang) return; // done the work, never answer; stop() destroys the socket
-    if (fault?.dropResponse) {
-      req.socket.destroy(); // done the work, the answer is lost
-      return;
-    }
-    if (faultStatus !== undefined && outcome.status < 400) {
-      return failByFault(fault!, faultStatus);
-    }
+    if (fault?.dropResponse) return void req.socket.destroy(); // done the work, the answer is lost
+    if (faultStatus !== undefined && outcome.status < 400) return reply.faulted(fault!, faultStatus);
     if (outcome.hold) await outcome.hold;
-    answer(outcome);
+    reply.answer(outcome);
+  }
+
+  /** envd traffic, as E2B's proxy routes it. */
+  private handleEnvd(req: http.IncomingMessage, res: http.ServerResponse, url: URL, id: string): void {
+    const method = req.method ?? "GET";
+    const rec: CallRecord = {
+      endpoint: "other",
+      method,
+      path: url.pathname,
+      status: 0,
+      at: this.clock(),
+      sandboxID: id,
+    };
+    this.calls.push(rec);
+    res.on("finish", () => (rec.status = res.statusCode));
+    this.sweep();
+    const s = this.aliveSet.get(id);
+    // Traffic to a paused sandbox created with autoResume resumes it first.
+    if (s && s.state === "paused" && s.autoResume && !s.op) this.autoResume(s);
+    // E2B's proxy answers 502 JSON for unknown, dead, being-killed (and not-resumed paused)
+    // sandboxes, and, under the proxy502 fault, for a live one too.
+    const routable = s !== undefined && s.state === "running" && s.op?.kind !== "killing";
+    if (!this.opts.envdHandler || !routable || this.takeEnvdFault()) {
+      return sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
+    }
+    if (this.envdDead.has(id)) {
+      // The proxy reaches the VM but nothing listens on envd's port (its closed-port answer).
+      const closed = "The sandbox is running but port is not open";
+      return sendJson(res, 502, { code: 502, message: closed, sandboxId: id, port: ENVD_PORT });
+    }
+    this.opts.envdHandler(req, res);
   }
 
   private takeEnvdFault(): EnvdFaultSpec | undefined {
@@ -1357,104 +959,20 @@ export class E2BEmulator {
     };
   }
 
+  /** GET /v2/sandboxes (H/sandboxes_list.go): what the API shows, filtered, sorted, one page. */
   private doList(q: URLSearchParams, ignoreMetadataKeys: string[] = []): Outcome {
-    // state: form style, explode=false ("running,paused"); absent = both.
-    let states: Array<"running" | "paused"> = ["running", "paused"];
-    const rawStates = q.getAll("state");
-    if (rawStates.length > 0) {
-      states = [];
-      for (const part of rawStates.flatMap((s) => s.split(","))) {
-        if (part !== "running" && part !== "paused")
-          throw paramError("state", 'value is not one of the allowed values ["running","paused"]');
-        states.push(part);
-      }
-    }
-
-    let limit = LIST_DEFAULT_LIMIT;
-    const rawLimit = q.get("limit");
-    if (rawLimit !== null) {
-      // spec paginationLimit: int32, minimum 1, maximum 100 — out of range is refused, not clipped
-      if (!/^-?\d+$/.test(rawLimit))
-        throw paramError("limit", `value ${rawLimit}: an invalid integer: invalid syntax`);
-      limit = Number(rawLimit);
-      if (limit < 1) throw paramError("limit", "number must be at least 1");
-      if (limit > LIST_MAX_LIMIT) throw paramError("limit", `number must be at most ${LIST_MAX_LIMIT}`);
-    }
-
-    const order = q.get("order") ?? "desc";
-    if (order !== "asc" && order !== "desc")
-      throw new HttpError(400, `Invalid order parameter: ${order}, must be 'asc' or 'desc'`);
-    const asc = order === "asc";
-
-    let cursor: { time: number; id: string } | undefined;
-    const token = q.get("nextToken");
-    if (token !== null && token !== "") {
-      try {
-        const c = decodeCursor(token);
-        if (c.asc !== asc) throw new Error("cursor was issued for a different sort order");
-        cursor = c;
-      } catch {
-        throw new HttpError(400, "Invalid next token");
-      }
-    }
-
-    let filter: Record<string, string> | undefined;
-    const rawMeta = q.get("metadata");
-    if (rawMeta !== null) {
-      try {
-        filter = parseMetadataFilter(rawMeta);
-      } catch {
-        throw new HttpError(400, "Error parsing metadata");
-      }
-    }
-
-    let startedAfter: number | undefined;
-    const rawAfter = q.get("startedAfter");
-    if (rawAfter !== null && rawAfter !== "") {
-      startedAfter = Date.parse(rawAfter);
-      if (Number.isNaN(startedAfter)) throw new HttpError(400, `Invalid startedAfter: "${rawAfter}"`);
-    }
-    const template = q.get("template") || undefined;
-
-    const matches = (s: EmulatedSandbox) =>
-      states.includes(s.state) &&
-      (filter === undefined ||
-        Object.entries(filter).every(
-          ([k, v]) => ignoreMetadataKeys.includes(k) || (Object.hasOwn(s.metadata, k) && s.metadata[k] === v),
-        )) &&
-      (startedAfter === undefined || s.startedAt >= startedAfter) &&
-      (template === undefined || s.templateID === template || s.alias === template);
-
+    const query = parseListQuery(q);
     const selected: EmulatedSandbox[] = [];
     for (const s of this.aliveSet.values()) {
       const view = this.apiView(s);
-      if (view && matches(view)) selected.push(view);
+      if (view && listMatches(view, query, ignoreMetadataKeys)) selected.push(view);
     }
     const headers: Record<string, string> = {};
-    if (states.includes("running")) {
+    if (query.states.includes("running")) {
       headers["X-Total-Running"] = String(selected.filter((s) => s.state === "running").length);
     }
-
-    // U/sandboxes_list.go SortPaginatedSandboxes: desc = startedAt DESC, sandboxID ASC; asc =
-    // startedAt ASC, sandboxID DESC (the whole key reversed).
-    const byId = (a: EmulatedSandbox, b: EmulatedSandbox) =>
-      a.sandboxID < b.sandboxID ? -1 : a.sandboxID > b.sandboxID ? 1 : 0;
-    const descKey = (a: EmulatedSandbox, b: EmulatedSandbox) =>
-      a.startedAt !== b.startedAt ? b.startedAt - a.startedAt : byId(a, b);
-    selected.sort((a, b) => (asc ? -descKey(a, b) : descKey(a, b)));
-    const after = cursor
-      ? selected.filter((s) => {
-          const key = descKey(s, { ...s, startedAt: cursor.time, sandboxID: cursor.id });
-          return asc ? key < 0 : key > 0;
-        })
-      : selected;
-
-    const page = after.slice(0, limit);
-    // X-Next-Token only when more remain; absent on the last page (the SDK stops on absence).
-    if (after.length > limit) {
-      const last = page[page.length - 1];
-      headers["X-Next-Token"] = encodeCursor(last!.startedAt, last!.sandboxID, asc);
-    }
+    const { page, nextToken } = pageOf(selected, query);
+    if (nextToken !== undefined) headers["X-Next-Token"] = nextToken;
     return { status: 200, body: page.map(listedBody), headers };
   }
 
@@ -1637,129 +1155,6 @@ export class E2BEmulator {
     const timeoutS = Math.min(Math.max(1, s.createTimeoutS), this.maxTimeoutS);
     this.resumeNow(s, this.clock(), timeoutS);
   }
-}
-
-function transitionalError(id: string, kind: "killing" | "pausing"): HttpError {
-  // U/messages.go
-  return new HttpError(409, `Sandbox "${id}" is being ${kind === "killing" ? "killed" : "paused"}`);
-}
-
-const PLACEMENT_TIMEOUT_MESSAGE = "Failed to place sandbox: placement timed out, please try again later";
-
-// ------------------------------------------------------------------ wire shapes
-
-/** components["schemas"]["Sandbox"]: create and connect responses. */
-function sandboxBody(s: EmulatedSandbox) {
-  return {
-    sandboxID: s.sandboxID,
-    templateID: s.templateID,
-    clientID: s.clientID,
-    ...(s.alias !== undefined ? { alias: s.alias } : {}),
-    envdVersion: s.envdVersion,
-    envdAccessToken: s.envdAccessToken, // v2 create is always secured
-    domain: null,
-    trafficAccessToken: null,
-  };
-}
-
-/** components["schemas"]["ListedSandbox"]. */
-function listedBody(s: EmulatedSandbox) {
-  return {
-    sandboxID: s.sandboxID,
-    templateID: s.templateID,
-    clientID: s.clientID,
-    ...(s.alias !== undefined ? { alias: s.alias } : {}),
-    startedAt: new Date(s.startedAt).toISOString(),
-    endAt: new Date(s.endAt).toISOString(),
-    state: s.state,
-    metadata: { ...s.metadata },
-    cpuCount: s.cpuCount,
-    memoryMB: s.memoryMB,
-    diskSizeMB: s.diskSizeMB,
-    envdVersion: s.envdVersion,
-    volumeMounts: [],
-  };
-}
-
-/** components["schemas"]["SandboxDetail"]. */
-function detailBody(s: EmulatedSandbox) {
-  return {
-    ...listedBody(s),
-    envdAccessToken: s.envdAccessToken,
-    domain: null,
-    allowInternetAccess: null,
-    lifecycle: { autoResume: s.autoResume, onTimeout: s.autoPause ? "pause" : "kill" },
-  };
-}
-
-const PLACEMENT_ERROR_CODES: Record<number, string> = {
-  500: "sandbox_create_failed",
-  503: "sandbox_capacity_unavailable",
-  504: "sandbox_placement_timeout",
-};
-
-function retryAfter(f: FaultSpec): Record<string, string> {
-  return f.retryAfterS !== undefined ? { "Retry-After": String(Math.max(0, Math.floor(f.retryAfterS))) } : {};
-}
-
-function defaultFaultMessage(status: number): string {
-  switch (status) {
-    case 400:
-      return "Bad request";
-    case 401:
-      return "Invalid API key";
-    case 404:
-      return "Not found";
-    case 409:
-      return "Conflict";
-    case 429:
-      return "Rate limit exceeded";
-    case 502:
-      return "Bad gateway";
-    case 503:
-      return "Service unavailable";
-    case 504:
-      return "Gateway timeout";
-    default:
-      return "Internal server error";
-  }
-}
-
-function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers?: Record<string, string>,
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(text)),
-  });
-  res.end(text);
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        failed = true;
-        chunks.length = 0;
-        // keep draining so the socket stays usable, answer 413 at the end
-      } else if (!failed) {
-        chunks.push(c);
-      }
-    });
-    req.on("end", () =>
-      failed ? reject(new HttpError(413, "request body too large")) : resolve(Buffer.concat(chunks)),
-    );
-    req.on("error", reject);
-  });
 }
 
 /**
