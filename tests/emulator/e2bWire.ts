@@ -249,13 +249,20 @@ export const PLACEMENT_TIMEOUT_MESSAGE =
 
 // ------------------------------------------------------------------ wire shapes
 
-/** components["schemas"]["Sandbox"]: create and connect responses. */
-export function sandboxBody(s: EmulatedSandbox) {
+/** The identity fields every sandbox shape starts with. */
+function identity(s: EmulatedSandbox) {
   return {
     sandboxID: s.sandboxID,
     templateID: s.templateID,
     clientID: s.clientID,
     ...(s.alias !== undefined ? { alias: s.alias } : {}),
+  };
+}
+
+/** components["schemas"]["Sandbox"]: create and connect responses. */
+export function sandboxBody(s: EmulatedSandbox) {
+  return {
+    ...identity(s),
     envdVersion: s.envdVersion,
     envdAccessToken: s.envdAccessToken, // v2 create is always secured
     domain: null,
@@ -266,10 +273,7 @@ export function sandboxBody(s: EmulatedSandbox) {
 /** components["schemas"]["ListedSandbox"]. */
 export function listedBody(s: EmulatedSandbox) {
   return {
-    sandboxID: s.sandboxID,
-    templateID: s.templateID,
-    clientID: s.clientID,
-    ...(s.alias !== undefined ? { alias: s.alias } : {}),
+    ...identity(s),
     startedAt: new Date(s.startedAt).toISOString(),
     endAt: new Date(s.endAt).toISOString(),
     state: s.state,
