@@ -1008,6 +1008,19 @@ describe("E2B's states: reservations, snapshots, transitions and races (e2b-sema
     expect(asc).toEqual([older, ...[...sorted].reverse()]);
   });
 
+  it("pause 404 when missing or being created; kill of a paused sandbox deletes it (204, then 404), list forgets it (H/sandbox_pause.go, H/sandbox_kill.go)", async () => {
+    expect(await Sandbox.pause("imissingmissingmissin").catch((e: unknown) => e)).toBeInstanceOf(
+      SandboxNotFoundError,
+    );
+    const id = emu.seed({ state: "paused", metadata: { k: "p" } }).sandboxID;
+    expect((await listAll({ query: { metadata: { k: "p" }, state: ["paused"] } })).items).toHaveLength(1);
+    expect(await Sandbox.kill(id)).toBe(true);
+    expect(await Sandbox.kill(id)).toBe(false);
+    expect((await listAll({ query: { metadata: { k: "p" } } })).items).toHaveLength(0);
+    await expect(Sandbox.connect(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.get(id)).toMatchObject({ diedBy: "killed", hasSnapshot: false });
+  });
+
   it("autoResume is recorded and reported in lifecycle", async () => {
     const sbx = await Sandbox.create("base", { lifecycle: { onTimeout: "pause", autoResume: true } });
     expect(emu.calls[0]!.body).toMatchObject({ autoPause: true, autoResume: { enabled: true } });

@@ -313,3 +313,79 @@ describe("envd emulator, scripted mode", () => {
     }
   });
 });
+
+/**
+ * The lifecycle behaviours e2b's own JS SDK tests assert against the real service
+ * (e2b-dev/E2B packages/js-sdk/tests/sandbox/{create,connect,kill,pause,timeout}.test.ts),
+ * checked here against the emulator, on its clock instead of real waits.
+ */
+describe("the SDK's own lifecycle expectations hold against the emulator", () => {
+  let s: E2BEmulator & { envd: EnvdHandler };
+  let restore: () => void;
+  let now = Date.parse("2030-01-01T00:00:00Z");
+
+  beforeAll(async () => {
+    s = await startEmulatorWithEnvd({ clock: () => now, envd: { runMode: "scripted" } });
+    restore = useEmulatorEnv(s);
+  });
+  afterAll(async () => {
+    restore?.();
+    await s?.stop();
+  });
+
+  it("create: running, envd version known; its metadata is listed", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 5_000, metadata: { "test-key": "test-value" } });
+    expect(await sbx.isRunning()).toBe(true);
+    const listed = (await Sandbox.list().nextItems()).find((x) => x.sandboxId === sbx.sandboxId);
+    expect(listed?.metadata).toEqual({ "test-key": "test-value" });
+    expect(await sbx.kill()).toBe(true);
+  });
+
+  it("kill: true, and a running-state list no longer has it", async () => {
+    const sbx = await Sandbox.create("base", { metadata: { t: "kill" } });
+    expect(await sbx.kill()).toBe(true);
+    const items = await Sandbox.list({ query: { state: ["running"], metadata: { t: "kill" } } }).nextItems();
+    expect(items.map((x) => x.sandboxId)).not.toContain(sbx.sandboxId);
+  });
+
+  it("connect: to a running one; resumes a paused one; a killed one → SandboxNotFoundError", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 10_000 });
+    expect(await (await Sandbox.connect(sbx.sandboxId)).isRunning()).toBe(true);
+    await sbx.pause();
+    expect(await sbx.isRunning()).toBe(false);
+    expect(await (await Sandbox.connect(sbx.sandboxId)).isRunning()).toBe(true);
+    await sbx.kill();
+    await expect(Sandbox.connect(sbx.sandboxId)).rejects.toMatchObject({ name: "SandboxNotFoundError" });
+  });
+
+  it("connect never shortens a running sandbox's timeout, and extends it when asked for more", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 300_000 });
+    const before = (await Sandbox.getInfo(sbx.sandboxId)).endAt.getTime();
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 });
+    expect((await sbx.getInfo()).endAt.getTime()).toBe(before);
+    await sbx.connect({ timeoutMs: 600_000 });
+    expect((await sbx.getInfo()).endAt.getTime()).toBeGreaterThan(before);
+  });
+
+  it("pause: true, then false when already paused; a connected handle pauses too", async () => {
+    const sbx = await Sandbox.create("base");
+    const connected = await Sandbox.connect(sbx.sandboxId);
+    expect(await connected.pause()).toBe(true);
+    expect(await connected.isRunning()).toBe(false);
+    expect(await sbx.pause()).toBe(false);
+  });
+
+  it("setTimeout: shortened to 5 s it is gone 6 s later; shortened then lengthened it still runs", async () => {
+    const a = await Sandbox.create("base");
+    await a.setTimeout(5_000);
+    now += 6_000;
+    expect(await a.isRunning()).toBe(false);
+    const b = await Sandbox.create("base");
+    await b.setTimeout(5_000);
+    now += 1_000;
+    await b.setTimeout(10_000);
+    now += 6_000;
+    expect(await b.isRunning()).toBe(true);
+    expect((await b.getInfo()).endAt).toBeInstanceOf(Date);
+  });
+});
