@@ -524,6 +524,22 @@ describe("extension points: lifecycle events, mount, meter", () => {
     expect(events).toHaveLength(2);
   });
 
+  it("tickEveryMs: expiry runs on its own, so its `killed` event comes without any request", async () => {
+    const other = await E2BEmulator.start({ tickEveryMs: 10 });
+    try {
+      const events: LifecycleEvent[] = [];
+      other.onLifecycle((e) => events.push(e));
+      const id = other.seed({ timeoutMs: 50 }).sandboxID;
+      await until(() => events.some((e) => e.type === "killed"));
+      expect(events.map((e) => [e.type, e.sandboxId, e.killReason])).toEqual([
+        ["created", id, undefined],
+        ["killed", id, "timeout"],
+      ]);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("mount(): a prefix is served by its handler after the API-key check", async () => {
     const seen: Array<{ method: string; url: string; body: string }> = [];
     emu.mount("/events/webhooks", (req, res, body) => {

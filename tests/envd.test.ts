@@ -214,6 +214,11 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(last?.status).toBe(502);
     expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
     expect((await sbx.commands.run("echo hi")).stdout).toBe("hi\n");
+
+    const other = await Sandbox.create("base", { timeoutMs: 60_000 });
+    emu.envdFault({ kind: "proxy502", sandboxId: other.sandboxId });
+    expect((await sbx.commands.run("echo mine")).stdout).toBe("mine\n"); // not its target
+    expect(await rejection(other.commands.run("echo hi"))).toBeInstanceOf(SandboxNotFoundError);
   });
 
   it("killEnvd: every envd call fails (closed port 502) and running commands die, while the control plane says running", async () => {

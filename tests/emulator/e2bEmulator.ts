@@ -43,7 +43,8 @@
  *  - List order: desc = startedAt DESC, id ASC; asc = startedAt ASC, id DESC (sandboxes_list.go).
  *  - autoResume: envd traffic to a paused sandbox created with it resumes it (create timeout).
  *  - Timeout eviction is lazy (every request, inspection and `tick()` applies it first, with the
- *    time it happened); a sandbox mid-transition is not evicted, as the evictor takes running only.
+ *    time it happened), or also periodic with `tickEveryMs`; a sandbox mid-transition is not
+ *    evicted, as the evictor takes running only.
  *
  * Strict as E2B (its OpenAPI validator runs before the handlers; 400 `validation error: ...`):
  * list `limit` outside 1..100, unknown `state`, create/connect `timeout` < 1 (v2 schemas) or above
@@ -56,7 +57,8 @@
  * Faults beyond status/delay/drop/hang (FaultSpec): a kill or pause 500 that was `applied` (the
  * store entry dropped, the VM an orphan for ~80 s), `fakeSuccess` kills, `raceResume` (kill vs an
  * in-flight resume: E2B's open race, infra #3636; by default the kill waits for the resume),
- * `ignoreMetadataKeys` lists, `landAfterMs` creates; envd: `envdFault` proxy502, `killEnvd`.
+ * `ignoreMetadataKeys` lists, `landAfterMs` creates; envd: `envdFault` proxy502 (any sandbox, or
+ * one), `killEnvd`.
  *
  * Deliberate deviations from the real service, each for a reason:
  *  - Template references are simplified: `<alias or ID>[:tag]`, the only tag being "default";
@@ -219,6 +221,11 @@ export class E2BEmulator {
     });
     const { port } = server.address() as AddressInfo;
     const emu = new E2BEmulator(server, `http://127.0.0.1:${port}`, opts);
+    if (opts.tickEveryMs !== undefined && opts.tickEveryMs > 0) {
+      const ticker = setInterval(() => emu.sweep(), opts.tickEveryMs);
+      ticker.unref();
+      server.once("close", () => clearInterval(ticker));
+    }
     server.on("request", (req, res) => {
       emu.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent && !res.destroyed) {
@@ -801,7 +808,7 @@ export class E2BEmulator {
     // E2B's proxy answers 502 JSON for unknown, dead, being-killed (and not-resumed paused)
     // sandboxes, and, under the proxy502 fault, for a live one too.
     const routable = s !== undefined && s.state === "running" && s.op?.kind !== "killing";
-    if (!this.opts.envdHandler || !routable || this.takeEnvdFault()) {
+    if (!this.opts.envdHandler || !routable || this.takeEnvdFault(id)) {
       return sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
     }
     if (this.envdDead.has(id)) {
@@ -812,12 +819,15 @@ export class E2BEmulator {
     this.opts.envdHandler(req, res);
   }
 
-  private takeEnvdFault(): EnvdFaultSpec | undefined {
-    const head = this.envdFaults[0];
-    if (!head) return undefined;
-    head.remaining--;
-    if (head.remaining <= 0) this.envdFaults.shift();
-    return head.spec;
+  /** The first queued envd fault for this sandbox, consumed. */
+  private takeEnvdFault(sandboxId: string): EnvdFaultSpec | undefined {
+    const i = this.envdFaults.findIndex(
+      (f) => f.spec.sandboxId === undefined || f.spec.sandboxId === sandboxId,
+    );
+    const f = this.envdFaults[i];
+    if (!f) return undefined;
+    if (--f.remaining <= 0) this.envdFaults.splice(i, 1);
+    return f.spec;
   }
 
   /** Resolves once `done()` holds, checking every few real ms (the clock may be simulated). */

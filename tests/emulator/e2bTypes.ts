@@ -62,6 +62,8 @@ export type EnvdFaultSpec = {
   kind: "proxy502";
   /** how many upcoming envd requests get it (default 1; Infinity allowed) */
   times?: number;
+  /** only requests to this sandbox (default: any) */
+  sandboxId?: string;
 };
 
 /** A sandbox lifecycle transition, as E2B's node publishes it (packages/shared/pkg/events). */
@@ -168,6 +170,12 @@ export interface E2BEmulatorOptions {
   transitionMs?: Partial<Record<"create" | "kill" | "pause" | "resume", number>>;
   /** real ms after which the API gives up on a create still in flight (504, no sandbox); default 70 000 */
   createDeadlineMs?: number;
+  /**
+   * Real ms between background sweeps (expiry, landing, reaping, with their lifecycle events),
+   * as E2B's evictor runs on its own; default none: time is applied lazily, on the next request,
+   * inspection or `tick()` (which suits a simulated clock).
+   */
+  tickEveryMs?: number;
   /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
   orphanReapMs?: number;
 }
