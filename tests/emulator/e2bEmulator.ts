@@ -592,6 +592,11 @@ export class E2BEmulator {
     s.pausedSince = undefined;
   }
 
+  /** Still the live record of its sandbox (not killed directly or reset under a request). */
+  private isCurrent(s: Box): boolean {
+    return this.aliveSet.get(s.sandboxID) === s;
+  }
+
   private pendingResume(s: Box): boolean {
     return s.op?.kind === "resuming";
   }
@@ -1029,6 +1034,7 @@ export class E2BEmulator {
     const op = this.beginOp(s, "killing");
     try {
       await hold.run(this.transition("kill"));
+      if (!this.isCurrent(s)) return; // ended meanwhile (killDirect, reset)
       if (applied) this.orphan(s, this.clock());
       else this.die(s, "killed", this.clock());
     } finally {
@@ -1126,7 +1132,8 @@ export class E2BEmulator {
     try {
       await hold.run(this.transition("resume"));
       // published even if a racing kill deleted its snapshot meanwhile (infra #3636)
-      if (!this.stopped) this.resumeNow(s, this.clock(), timeoutS);
+      if (!this.stopped && s.diedAt === undefined && this.sandboxes.get(s.sandboxID) === s)
+        this.resumeNow(s, this.clock(), timeoutS);
     } finally {
       op.finish();
     }
@@ -1152,6 +1159,7 @@ export class E2BEmulator {
     const pausing = this.beginOp(s, "pausing");
     try {
       await hold.run(this.transition("pause"));
+      if (!this.isCurrent(s)) return { status: 204 }; // ended meanwhile (killDirect, reset)
       if (applied) this.orphan(s, this.clock());
       else this.pauseNow(s, this.clock());
     } finally {

@@ -288,8 +288,11 @@ export function listedBody(s: EmulatedSandbox) {
 
 /** components["schemas"]["SandboxDetail"]. */
 export function detailBody(s: EmulatedSandbox) {
+  const { metadata, ...listed } = listedBody(s);
   return {
-    ...listedBody(s),
+    ...listed,
+    // H/sandbox_get.go leaves metadata out when empty (the SDK reads it as {})
+    ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
     envdAccessToken: s.envdAccessToken,
     domain: null,
     allowInternetAccess: null,
