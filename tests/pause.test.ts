@@ -426,6 +426,8 @@ describe("resume faults", () => {
     emu.fault("connect", { delayMs: 250 });
     const resuming = resume(sandboxRunId);
     await vi.waitFor(async () => expect(await status(sandboxRunId)).toBe("resuming"), { interval: 10 });
+    // Were a kill to reach E2B mid-resume, E2B's race (infra #3636) would resurrect the sandbox.
+    emu.fault("kill", { raceResume: true });
     expect(await stop(sandboxRunId)).toEqual({ status: "stopping" });
     expect(emu.callCount("kill")).toBe(0);
     expect(await convexErrorOf(resuming)).toMatchObject({ code: "RUN_ENDED" });
@@ -441,6 +443,7 @@ describe("resume faults", () => {
     failNext(pauses.recordResume);
     const resuming = resume(sandboxRunId);
     await vi.waitFor(async () => expect(await status(sandboxRunId)).toBe("resuming"), { interval: 10 });
+    emu.fault("kill", { raceResume: true });
     await stop(sandboxRunId);
     await expect(resuming).rejects.toThrow();
     expect(emu.get(sandboxId)!.state).toBe("running");
