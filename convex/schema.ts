@@ -6,6 +6,8 @@ export const commandStatus = v.union(
   v.literal("running"),
   v.literal("finished"),
   v.literal("timed_out"),
+  // Killed by us once both stdout and stderr were past their caps.
+  v.literal("output_limit"),
   v.literal("failed"),
 );
 
@@ -16,6 +18,9 @@ export const commandOutput = {
   stderr: v.string(),
   stdoutTruncated: v.boolean(),
   stderrTruncated: v.boolean(),
+  // Bytes printed on each stream, kept or not (absent on records written before they were counted).
+  stdoutBytes: v.optional(v.number()),
+  stderrBytes: v.optional(v.number()),
 };
 
 export const eventKind = v.union(
@@ -36,6 +41,8 @@ export default defineSchema({
     sandboxId: v.optional(v.string()),
     idempotencyKey: v.optional(v.string()),
     createdAt: v.number(), // ms
+    // When the global create throttle lets this run's create go (fair queue: see admission).
+    createSlotAt: v.optional(v.number()), // ms
     startedAt: v.optional(v.number()), // ms, when it became "running"
     lastActivityAt: v.number(), // ms
     // The next time the sweep must act on this run whatever its activity: boot deadline while

@@ -25,6 +25,7 @@ export const TEST_ENV = {
   E2B_CREATES_PER_SECOND: "1000",
   SANDBOX_MAX_ACTIVE_PER_USER: "100",
   SANDBOX_STARTS_PER_MINUTE_PER_USER: "1000",
+  SANDBOX_MAX_QUEUED_STARTS_PER_USER: "100",
 } as const;
 
 export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {
