@@ -144,3 +144,8 @@ export function useHarness(env: Record<string, string> = {}) {
     vi.unstubAllEnvs();
   });
 }
+
+/** True when a string holds no lone surrogate (String#isWellFormed, which this TS lib lacks). */
+export function isWellFormed(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
