@@ -84,6 +84,9 @@ export function checkCommand(command: string, timeoutMs: number | undefined): nu
   if (command.length > MAX_COMMAND_CHARS)
     throw invalid(`command must be at most ${MAX_COMMAND_CHARS} characters`);
   if (command.includes("\0")) throw invalid("command must not contain NUL characters");
+  // Tabs and newlines are shell; other control characters and bidi overrides only hide what runs.
+  if (/[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]/.test(command))
+    throw invalid("command must not contain control or bidi-override characters");
   if (timeoutMs === undefined) return c.commandTimeoutMs;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1_000 || timeoutMs > c.commandTimeoutMs) {
     throw invalid(`timeoutMs must be a whole number between 1000 and ${c.commandTimeoutMs}`);
