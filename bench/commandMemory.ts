@@ -66,10 +66,15 @@ const newPath = (bytes: number) =>
     const r = await runSandboxCommand(c, {
       sandboxId: sandbox.sandboxId,
       command: flood(bytes),
-      timeoutMs: c.commandTimeoutMs,
+      // The emulator streams a few MB/s on a busy machine: 1 GB needs longer than an action may
+      // run, so the benchmark passes its own deadline (the memory bound does not depend on it).
+      timeoutMs: 1_800_000,
       lifetimeMs: 3_600_000,
     });
     if (r.outcome !== "finished") throw new Error(`new path: ${r.outcome}`);
+    process.stderr.write(
+      `  … ${r.stdoutBytes.toLocaleString("en-US")} bytes in ${(r.durationMs / 1000).toFixed(0)} s\n`,
+    );
     return { counted: r.stdoutBytes, kept: Buffer.byteLength(r.stdout), truncated: r.stdoutTruncated };
   });
 

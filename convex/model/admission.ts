@@ -102,6 +102,14 @@ export async function admitStart(
         Math.min(...queued) - now,
       );
     }
+    // A user who started within the last minute queues at most (limit - 1) slots deep; only a
+    // first start may queue up to MAX_CREATE_WAIT_MS. With the default limit of 1 a flooding
+    // user takes only free slots, so another user's first start waits at most one slot (the
+    // create in progress) however many users flood.
+    const busyDepthMs = (c.maxQueuedStartsPerUser - 1) * Math.ceil(1_000 / c.createsPerSecond);
+    if (recent.length > 0 && waitMs > busyDepthMs) {
+      return refuse("RATE_LIMITED", "Sandbox creation is busy; retry shortly", waitMs - busyDepthMs);
+    }
   }
   if (waitMs > MAX_CREATE_WAIT_MS) {
     return refuse("RATE_LIMITED", "Sandbox creation is busy; retry shortly", waitMs - MAX_CREATE_WAIT_MS);
