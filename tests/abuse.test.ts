@@ -5,6 +5,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
+import { drainLimitBytes } from "../convex/lib/e2b.sdk";
 import { MAX_COMMAND_OUTPUT_BYTES_LIMIT, DOCUMENT_LIMIT_BYTES } from "../convex/model/config";
 import { clock, convexErrorOf, emu, failNext, getRun, isWellFormed, t, useHarness } from "./helpers";
 
@@ -35,13 +36,26 @@ async function tableSizes() {
 const RAW = /\n\s+at |e2b_[a-z0-9]{4,}|eyJ[\w-]+\.|<html|secret-token/;
 
 describe("command output: memory bounded, not just the answer", () => {
-  it("stdout flooding 20 MB: every byte counted, only the cap kept, the command runs to its end", async () => {
+  it("stdout flooding 20 MB: the cap kept, the command stopped after the drain allowance (output_limit)", async () => {
     const { sandboxRunId } = await start();
-    const r = await run(sandboxRunId, "head -c 20000000 /dev/zero | tr '\\0' a; echo done >&2");
-    expect(r).toMatchObject({ status: "finished", exitCode: 0, stdoutTruncated: true, stderr: "done\n" });
-    expect(r.stdoutBytes).toBe(20_000_000);
+    const r = await run(
+      sandboxRunId,
+      "echo start >&2; head -c 20000000 /dev/zero | tr '\\0' a; echo done >&2",
+    );
+    expect(r).toMatchObject({ status: "output_limit", stdoutTruncated: true, stderr: "start\n" });
+    expect(r.exitCode).toBeUndefined();
     expect(Buffer.byteLength(r.stdout)).toBe(CAP);
-    expect(r.stderrBytes).toBe(5);
+    // Every byte that arrived was counted; the process was killed soon after the allowance.
+    expect(r.stdoutBytes! + r.stderrBytes!).toBeGreaterThan(drainLimitBytes(CAP));
+    expect(r.stdoutBytes).toBeLessThan(20_000_000);
+  });
+
+  it("a chatty command under the drain allowance runs to its end with its exit code", async () => {
+    const { sandboxRunId } = await start();
+    const r = await run(sandboxRunId, "head -c 1000000 /dev/zero | tr '\\0' a; echo done >&2; exit 4");
+    expect(r).toMatchObject({ status: "finished", exitCode: 4, stdoutTruncated: true, stderr: "done\n" });
+    expect(r.stdoutBytes).toBe(1_000_000);
+    expect(Buffer.byteLength(r.stdout)).toBe(CAP);
   });
 
   it("both streams past their caps: the process is killed (output_limit), not left to its timeout", async () => {

@@ -374,6 +374,14 @@ export class BoundedOutput {
 }
 
 /**
+ * Bytes a command may print in total (both streams) before it is stopped even if only one
+ * stream is past its cap: enough for a chatty build log, small enough to bound memory.
+ */
+export function drainLimitBytes(capBytes: number): number {
+  return Math.max(4 * 2 ** 20, 4 * capBytes);
+}
+
+/**
  * The SDK's command handle appends every chunk to its own `stdout`/`stderr` strings as well as
  * calling onStdout/onStderr, so a flood would grow memory however little we keep. Turning those
  * two fields into sinks bounds it. Returns false if this SDK version keeps them differently; the
@@ -420,18 +428,21 @@ export async function runSandboxCommand(
   let stoppedBy: "timed_out" | "output_limit" | undefined;
   let handle: CommandHandle | undefined;
   let bounded = true;
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  let killing: Promise<unknown> | undefined;
   const stop = (why: "timed_out" | "output_limit") => {
     if (stoppedBy !== undefined || handle === undefined) return;
     stoppedBy = why;
-    const h = handle;
-    // Kill the process; if its end never arrives, stop listening after one request timeout.
-    h.kill().catch(() => undefined);
-    graceTimer = setTimeout(() => void h.disconnect(), c.e2bRequestTimeoutMs);
+    // Kill the process, and stop reading at once: whatever the transport has queued is released.
+    killing = handle.kill().catch(() => undefined);
+    void handle.disconnect();
   };
   const checkCaps = () => {
     if (stdout.overCap && stderr.overCap) stop("output_limit");
     else if (!bounded && (stdout.overCap || stderr.overCap)) stop("output_limit");
+    // One stream flooding alone: the SDK's transport holds each message it has read until the
+    // stream ends (measured: ~140 MB of buffers 20 s into a 300 MB flood), so past an allowance
+    // the command is stopped too; memory then stays bounded by the allowance.
+    else if (stdout.bytes + stderr.bytes > drainLimitBytes(c.commandOutputMaxBytes)) stop("output_limit");
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   let exitCode: number | undefined;
@@ -471,7 +482,7 @@ export async function runSandboxCommand(
     }
   } finally {
     clearTimeout(timer);
-    clearTimeout(graceTimer);
+    await killing; // bounded by the request timeout; never left dangling past the action
   }
   const out = { text: stdout.text, truncated: stdout.overCap };
   const err = { text: stderr.text, truncated: stderr.overCap };
