@@ -382,16 +382,8 @@ describe("every class of bad input at every public function", () => {
 
 describe("bad input at every public function", () => {
   it.each(CASES.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
-    // Fixture: Alice has one running run (with one command) and one stopped run; her quota is 2.
-    const alice = t.withIdentity({ subject: "alice" });
-    const { sandboxRunId: aliceRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-    const { commandId } = await alice.action(api.actions.runCommand.runCommand, {
-      sandboxRunId: aliceRun,
-      command: "true",
-    });
-    const { sandboxRunId: stoppedRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-    await alice.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: stoppedRun });
-    const ids: Ctx = { aliceRun, stoppedRun, commandId };
+    const ids = await fixture();
+    const { stoppedRun } = ids;
     if (c.name.includes("quota")) {
       // A second live run puts Alice at her limit.
       await t.run(async (ctx) => {

@@ -4,8 +4,8 @@
 import type { PaginationResult } from "convex/server";
 import { type Infer, v } from "convex/values";
 import type { Doc } from "../_generated/dataModel";
-import { commandOutput, commandStatus, eventKind } from "../schema";
-import { endReason, killOutcome, runStatus } from "./status";
+import { commandFields, runEventFields } from "../schema";
+import { endReason, runStatus } from "./status";
 
 export const publicRun = v.object({
   _id: v.id("sandboxRuns"),
@@ -28,28 +28,14 @@ export type PublicRun = Infer<typeof publicRun>;
 export const publicEvent = v.object({
   _id: v.id("runEvents"),
   _creationTime: v.number(),
-  runId: v.optional(v.id("sandboxRuns")),
-  at: v.number(),
-  kind: eventKind,
-  from: v.optional(runStatus),
-  to: v.optional(runStatus),
-  reason: v.optional(v.string()),
-  sandboxId: v.optional(v.string()),
-  kill: v.optional(killOutcome),
-  detail: v.optional(v.string()),
+  ...runEventFields,
 });
 export type PublicEvent = Infer<typeof publicEvent>;
 
 export const publicCommand = v.object({
   _id: v.id("commands"),
   _creationTime: v.number(),
-  runId: v.id("sandboxRuns"),
-  command: v.string(),
-  status: commandStatus,
-  ...commandOutput,
-  startedAt: v.number(),
-  durationMs: v.optional(v.number()),
-  error: v.optional(v.string()),
+  ...commandFields,
 });
 export type PublicCommand = Infer<typeof publicCommand>;
 
