@@ -237,6 +237,18 @@ describe("edges", () => {
     }
   });
 
+  it("a valid endCursor (what usePaginatedQuery sends to keep pages stable) passes through", async () => {
+    for (let i = 0; i < 3; i++) {
+      await start();
+      clock.advance(1_000);
+    }
+    const first = await alice().query(api.runs.listMyRuns, { paginationOpts: { numItems: 2, cursor: null } });
+    const again = await alice().query(api.runs.listMyRuns, {
+      paginationOpts: { numItems: 1, cursor: null, endCursor: first.continueCursor },
+    });
+    expect(again.page.map((r) => r._id)).toEqual(first.page.map((r) => r._id));
+  });
+
   it("echoed input is cut on code points: never half a surrogate pair, no control or bidi characters", async () => {
     const template = `a${"😀".repeat(100)}\u202e\u0007`;
     const err = await convexErrorOf(

@@ -59,10 +59,13 @@ export function checkPagination(opts: PaginationOptions): PaginationOptions {
   if (!Number.isInteger(numItems) || numItems < 1 || numItems > MAX_PAGE_ITEMS) {
     throw invalid(`paginationOpts.numItems must be a whole number between 1 and ${MAX_PAGE_ITEMS}`);
   }
-  if (cursor !== null && (cursor.length === 0 || cursor.length > MAX_CURSOR_CHARS)) {
-    throw invalid("paginationOpts.cursor is not a cursor this query returned");
+  for (const c of [cursor, opts.endCursor ?? null]) {
+    if (c !== null && (c.length === 0 || c.length > MAX_CURSOR_CHARS)) {
+      throw invalid("paginationOpts.cursor is not a cursor this query returned");
+    }
   }
-  return { numItems, cursor };
+  // The rest (endCursor, id, read limits) passes through: usePaginatedQuery relies on endCursor.
+  return opts;
 }
 
 /** Runs `paginate`, turning a cursor it cannot parse into INVALID_ARGUMENT. */
