@@ -1,5 +1,5 @@
 "use node";
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { action } from "../_generated/server";
@@ -8,14 +8,11 @@ import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { resumeIfPaused } from "../lib/resume.sdk";
 import { commandOutput } from "../schema";
-
-const PAUSED_STATES: readonly unknown[] = ["pausing", "paused", "resuming"];
-const isPausedState = (err: unknown) =>
-  err instanceof ConvexError && PAUSED_STATES.includes((err.data as { status?: unknown }).status);
+import { fail, sandboxErrorCode } from "../model/errors";
 
 const result = v.object({
   commandId: v.id("commands"),
-  status: v.union(v.literal("finished"), v.literal("timed_out")),
+  status: v.union(v.literal("finished"), v.literal("timed_out"), v.literal("output_limit")),
   ...commandOutput,
   durationMs: v.number(),
 });
@@ -43,8 +40,8 @@ export const runCommand = action({
       begun = await begin();
     } catch (err) {
       // A paused (pausing, resuming) run is resumed first, then the command runs.
-      if (!isPausedState(err)) throw err;
-      await resumeIfPaused(ctx, c, ownerId, args.sandboxRunId);
+      if (sandboxErrorCode(err) !== "RUN_NOT_RUNNING") throw err;
+      if (!(await resumeIfPaused(ctx, c, ownerId, args.sandboxRunId)).running) throw err;
       begun = await begin();
     }
     const r = await runSandboxCommand(c, {
@@ -70,7 +67,7 @@ export const runCommand = action({
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });
-        throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+        throw fail("SANDBOX_GONE");
       }
       throw toCallerError(r.failure);
     }

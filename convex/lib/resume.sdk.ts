@@ -1,10 +1,10 @@
 // Resuming a paused run, shared by resumeSandboxRun and runCommand. Talks to E2B only through
 // e2b.sdk.ts; the double-dot name keeps the bundler from making it an entry point.
-import { ConvexError } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import type { ActionCtx } from "../_generated/server";
 import { type Config, runningLifetimeMs } from "../model/config";
+import { fail } from "../model/errors";
 import { notResumable } from "../model/pause";
 import type { RunStatus } from "../model/status";
 import { killSandboxSafely, resumeSandbox, toCallerError } from "./e2b.sdk";
@@ -69,7 +69,7 @@ export async function resumeIfPaused(
         const kill = await killSandboxSafely(c, sandboxId);
         await ctx.runMutation(internal.lifecycle.recordKill, { runId, sandboxId, kill });
       }
-      throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+      throw fail("SANDBOX_GONE");
     }
     throw toCallerError(r.failure);
   }

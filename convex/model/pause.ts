@@ -2,10 +2,11 @@
 // (model/status.ts) and re-reads the run; only an answer from E2B's control plane changes what
 // the database believes about the sandbox. Once a run has asked for a pause it is `everPaused`:
 // E2B may hold a snapshot of it that no lifetime ends, so such a run ends only by a confirmed kill.
-import { ConvexError, v, type Infer } from "convex/values";
+import { v, type Infer } from "convex/values";
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { getOwnedRun } from "./access";
+import { fail } from "./errors";
 import { type Config, getConfig } from "./config";
 import {
   claimForKill,
@@ -383,11 +384,8 @@ export async function deferStopDuringResume(ctx: MutationCtx, run: Run): Promise
 }
 
 /** What a caller of resume sees when the run cannot be resumed. */
-export function notResumable(status: RunStatus): ConvexError<{ code: string; message: string }> {
+export function notResumable(status: RunStatus) {
   if (isTerminal(status) || status === "stopping")
-    return new ConvexError({ code: "RUN_ENDED", message: `The run is ${status}; start a new run` });
-  return new ConvexError({
-    code: "RUN_NOT_RUNNING",
-    message: `The run is ${status}; it cannot be resumed yet`,
-  });
+    return fail("RUN_ENDED", `The run is ${status}; start a new run`);
+  return fail("RUN_NOT_RUNNING", `The run is ${status}; it cannot be resumed yet`);
 }
