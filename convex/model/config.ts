@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConvexError } from "convex/values";
+import { env } from "../_generated/server";
 
 // Every knob this backend reads, validated once per distinct environment. Convex fixes a
 // deployment's env for the life of a process, so in production this parses exactly once;
@@ -113,7 +114,7 @@ export function namespaceFromUrl(url: string | undefined): string {
 
 export function getConfig(): Config {
   const raw: Record<string, string | undefined> = {};
-  for (const k of KEYS) raw[k] = process.env[k] === "" ? undefined : process.env[k];
+  for (const k of KEYS) raw[k] = env[k] === "" ? undefined : env[k];
   const key = JSON.stringify(raw);
   if (cached?.key === key) return cached.config;
 
