@@ -328,7 +328,7 @@ describe("bad input", () => {
     },
   );
 
-  it("no E2B_API_KEY: starts refuse before writing; sweeps keep kills owed instead of crashing", async () => {
+  it("no E2B_API_KEY: starts refuse before writing; the crons do nothing, with one warning, until it is set", async () => {
     const { sandboxRunId, sandboxId } = await start();
     vi.stubEnv("E2B_API_KEY", "");
     const err = await convexErrorOf(start());
@@ -336,13 +336,21 @@ describe("bad input", () => {
     expect(err.message).toContain("E2B_API_KEY");
     expect(await allRuns(t)).toHaveLength(1);
     clock.advance(IDLE_MS + 1);
+    const callsBefore = emu.calls.length;
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     await sweep();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping", killAttempts: 1 });
-    expect(emu.isAlive(sandboxId)).toBe(true);
+    await sweep();
+    await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
+    // Nothing called, nothing owed: the idle run is untouched until the key is back.
+    expect(emu.calls.length).toBe(callsBefore);
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running", killAttempts: 0 });
+    expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
+      expect.stringContaining("E2B_API_KEY is not set"),
+    ]);
     vi.stubEnv("E2B_API_KEY", "e2b_test_key");
-    clock.advance(5_001);
     await sweep();
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
+    expect(emu.isAlive(sandboxId)).toBe(false);
   });
 
   it("a bad configuration names the variable", async () => {

@@ -103,6 +103,24 @@ export function requireApiKey(c: Config): string {
   return c.e2bApiKey;
 }
 
+let warnedNoApiKey = false;
+
+/**
+ * True while E2B_API_KEY is unset (a deployment pushed before its key was set): the sweeps then
+ * do nothing at all — no E2B call, no write, no kill recorded as owed — and say so once per
+ * process instead of failing every minute.
+ */
+export function sweepsIdleWithoutKey(c: Config): boolean {
+  if (c.e2bApiKey) return false;
+  if (!warnedNoApiKey) {
+    warnedNoApiKey = true;
+    console.warn(
+      "E2B_API_KEY is not set: the sweep and the reconciler do nothing until it is (npx convex env set E2B_API_KEY …)",
+    );
+  }
+  return true;
+}
+
 /**
  * Bounds a control-plane call by its request timeout even if the SDK's own deadline does not
  * fire (one slow call must never stall a sweep page).

@@ -6,6 +6,12 @@ import { env } from "../_generated/server";
 // deployment's env for the life of a process, so in production this parses exactly once;
 // tests that change env get a fresh parse.
 
+/**
+ * How often both sweeps run. The one source for convex/crons.ts and every lifetime derived from
+ * it: a cron's interval is fixed at deploy time, so this is code, not env.
+ */
+export const SWEEP_INTERVAL_MS = 60_000;
+
 const ms = (name: string, def: number, min = 1_000) =>
   z.coerce
     .number({ error: `${name} must be a number of milliseconds` })
@@ -50,7 +56,6 @@ const envSchema = z.object({
   SANDBOX_LIFETIME_SLACK_MS: ms("SANDBOX_LIFETIME_SLACK_MS", 2 * 60_000),
   // A list can lag an in-flight create: untracked sandboxes younger than this are spared.
   SANDBOX_RECONCILE_GRACE_MS: z.coerce.number().int().min(1_000).optional(),
-  SANDBOX_SWEEP_INTERVAL_MS: ms("SANDBOX_SWEEP_INTERVAL_MS", 60_000),
   SANDBOX_SWEEP_PAGE_SIZE: int("SANDBOX_SWEEP_PAGE_SIZE", 100, 1, 1_000),
   SANDBOX_KILL_CONCURRENCY: int("SANDBOX_KILL_CONCURRENCY", 16, 1, 256),
   SANDBOX_SWEEP_PARALLEL_PAGES: int("SANDBOX_SWEEP_PARALLEL_PAGES", 4, 1, 32),
@@ -141,7 +146,7 @@ export function getConfig(): Config {
     maxLifetimeMs: e.SANDBOX_MAX_LIFETIME_MS,
     lifetimeSlackMs: e.SANDBOX_LIFETIME_SLACK_MS,
     reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? 0, e.SANDBOX_BOOT_TIMEOUT_MS),
-    sweepIntervalMs: e.SANDBOX_SWEEP_INTERVAL_MS,
+    sweepIntervalMs: SWEEP_INTERVAL_MS,
     sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
     killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
     sweepParallelPages: e.SANDBOX_SWEEP_PARALLEL_PAGES,
