@@ -95,6 +95,15 @@ export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
   );
 }
 
+/**
+ * Captures console.warn for the rest of the test: an expected warning is asserted, not printed
+ * (useHarness restores console afterwards). Returns the lines warned so far.
+ */
+export function captureWarnings(): () => string[] {
+  const spy = vi.spyOn(console, "warn").mockImplementation(() => {});
+  return () => spy.mock.calls.map((args) => args.map(String).join(" "));
+}
+
 /** Awaits a promise that must reject and returns what it rejected with. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {

@@ -17,6 +17,7 @@ import {
   t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
+  captureWarnings,
   useHarness,
 } from "./helpers";
 
@@ -53,10 +54,12 @@ describe("startSandboxRun", () => {
   });
 
   it("creates with a boot-sized E2B lifetime, so a sandbox nobody hears of dies on its own", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId, 1);
     failNext(lifecycle.recordKill, 1);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
     const [sb] = emu.all();
     expect(sb!.endAt - sb!.startedAt).toBe(BOOT_MS + 60_000);
     clock.advance(BOOT_MS + 60_000 + 1);
@@ -74,10 +77,12 @@ describe("startSandboxRun", () => {
   });
 
   it("seed scenario, database down: store, kill and record all fail → after a sweep no sandbox lives, run terminal", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId);
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
     const [stuck] = await allRuns(t);
     // Exactly the seed's state: booting, no sandboxId anywhere, the sandbox alive at E2B.
     expect(stuck).toMatchObject({ status: "booting" });
@@ -129,9 +134,11 @@ describe("startSandboxRun", () => {
   });
 
   it("failure path whose 'failed' record throws → the kill still happened; the sweep closes the run", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.markRunRunning);
     failNext(lifecycle.recordKill);
     await expect(start()).rejects.toThrow();
+    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
     expect(emu.alive()).toHaveLength(0); // killed before any record was attempted
     const [run] = await allRuns(t);
     expect(run).toMatchObject({ status: "booting" });
@@ -222,10 +229,12 @@ describe("killIdleSandboxes", () => {
   });
 
   it("never touches a sandbox of another namespace, even one tagged with our run's id", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId);
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
     const [run] = await allRuns(t);
     const foreign = emu.seed({
       metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id },
@@ -337,16 +346,14 @@ describe("bad input", () => {
     expect(await allRuns(t)).toHaveLength(1);
     clock.advance(IDLE_MS + 1);
     const callsBefore = emu.calls.length;
-    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const warned = captureWarnings();
     await sweep();
     await sweep();
     await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
     // Nothing called, nothing owed: the idle run is untouched until the key is back.
     expect(emu.calls.length).toBe(callsBefore);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running", killAttempts: 0 });
-    expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
-      expect.stringContaining("E2B_API_KEY is not set"),
-    ]);
+    expect(warned()).toEqual([expect.stringContaining("E2B_API_KEY is not set")]);
     vi.stubEnv("E2B_API_KEY", "e2b_test_key");
     await sweep();
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
