@@ -827,7 +827,7 @@ export async function startEmulatorWithEnvd(
     ...envd,
     lookup: (id) => {
       const emu = started.emu;
-      if (!emu || !emu.isAlive(id)) return undefined;
+      if (!emu || !emu.envdReachable(id)) return undefined;
       const s = emu.get(id);
       if (!s || s.state !== "running") return undefined;
       return { envdAccessToken: s.envdAccessToken, envVars: s.envVars };
