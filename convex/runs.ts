@@ -3,8 +3,8 @@
 import { paginationOptsValidator } from "convex/server";
 import { v } from "convex/values";
 import type { Doc } from "./_generated/dataModel";
-import { mutation, query } from "./_generated/server";
-import { getOwnedRun, requireOwner } from "./model/access";
+import { getOwnedRun } from "./model/access";
+import { ownerMutation, ownerQuery } from "./model/functions";
 import { heartbeat as recordHeartbeat } from "./model/activity";
 import { runStatus } from "./model/status";
 
@@ -33,16 +33,16 @@ function publicEvent(e: Doc<"runEvents">) {
   return rest;
 }
 
-export const getRun = query({
+export const getRun = ownerQuery({
   args: { sandboxRunId: v.string() },
-  handler: async (ctx, args) => publicRun(await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId)),
+  handler: async (ctx, args) => publicRun(await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId)),
 });
 
 /** The caller's runs, newest first. */
-export const listMyRuns = query({
+export const listMyRuns = ownerQuery({
   args: { paginationOpts: paginationOptsValidator },
   handler: async (ctx, args) => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const page = await ctx.db
       .query("sandboxRuns")
       .withIndex("by_ownerId_and_createdAt", (q) => q.eq("ownerId", ownerId))
@@ -53,10 +53,10 @@ export const listMyRuns = query({
 });
 
 /** A run's history, newest first: transitions, kills and their outcomes, reconcile actions, commands. */
-export const listRunEvents = query({
+export const listRunEvents = ownerQuery({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
   handler: async (ctx, args) => {
-    const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
+    const run = await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId);
     const page = await ctx.db
       .query("runEvents")
       .withIndex("by_runId_and_at", (q) => q.eq("runId", run._id))
@@ -67,10 +67,10 @@ export const listRunEvents = query({
 });
 
 /** Commands run in a run's sandbox, newest first. */
-export const listRunCommands = query({
+export const listRunCommands = ownerQuery({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
   handler: async (ctx, args) => {
-    const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
+    const run = await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId);
     const page = await ctx.db
       .query("commands")
       .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id))
@@ -81,8 +81,8 @@ export const listRunCommands = query({
 });
 
 /** Call while a user is present (every ~10-30 s); keeps the run from being reaped as idle. */
-export const heartbeat = mutation({
+export const heartbeat = ownerMutation({
   args: { sandboxRunId: v.string() },
   returns: v.object({ status: runStatus, lastActivityAt: v.number() }),
-  handler: async (ctx, args) => recordHeartbeat(ctx, await requireOwner(ctx), args.sandboxRunId),
+  handler: async (ctx, args) => recordHeartbeat(ctx, ctx.ownerId, args.sandboxRunId),
 });

@@ -2,9 +2,10 @@
 import { ConvexError, v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import { action, type ActionCtx } from "../_generated/server";
+import { type ActionCtx } from "../_generated/server";
 import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
-import { checkIdempotencyKey, checkTemplate, requireOwner } from "../model/access";
+import { checkIdempotencyKey, checkTemplate } from "../model/access";
+import { ownerAction } from "../model/functions";
 import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
 import type { KillOutcome } from "../model/status";
 import {
@@ -26,11 +27,11 @@ import {
  * A failure after step 2 kills the sandbox first and records second; if recording fails too,
  * the sweep finds the run (by id or by tag) and finishes the job.
  */
-export const startSandboxRun = action({
+export const startSandboxRun = ownerAction({
   args: { template: v.optional(v.string()), idempotencyKey: v.optional(v.string()) },
   returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
   handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const c = getConfig();
     const template = args.template ?? c.templates[0]!;
     checkTemplate(template);
