@@ -447,7 +447,9 @@ describe("wire details and load", () => {
     const t = Date.now();
     const results = await Promise.all(ids.map((id) => Sandbox.kill(id)));
     expect(results.every((r) => r === true)).toBe(true);
-    expect(Date.now() - t).toBeLessThan(3000);
+    // Served concurrently: one at a time would take 300 × 50 ms = 15 s. Half of that leaves room
+    // for a loaded CI machine (3.8 s seen at load 15 on 2 cores) without hiding serial handling.
+    expect(Date.now() - t).toBeLessThan((300 * 50) / 2);
     expect(emu.alive()).toHaveLength(0);
     expect(emu.callCount("kill")).toBe(300);
   });
