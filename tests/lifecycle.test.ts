@@ -59,7 +59,7 @@ describe("startSandboxRun", () => {
     failNext(lifecycle.recordKill, 1);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
-    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [sb] = emu.all();
     expect(sb!.endAt - sb!.startedAt).toBe(BOOT_MS + 60_000);
     clock.advance(BOOT_MS + 60_000 + 1);
@@ -82,7 +82,7 @@ describe("startSandboxRun", () => {
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
-    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [stuck] = await allRuns(t);
     // Exactly the seed's state: booting, no sandboxId anywhere, the sandbox alive at E2B.
     expect(stuck).toMatchObject({ status: "booting" });
@@ -138,7 +138,7 @@ describe("startSandboxRun", () => {
     failNext(lifecycle.markRunRunning);
     failNext(lifecycle.recordKill);
     await expect(start()).rejects.toThrow();
-    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     expect(emu.alive()).toHaveLength(0); // killed before any record was attempted
     const [run] = await allRuns(t);
     expect(run).toMatchObject({ status: "booting" });
@@ -234,7 +234,7 @@ describe("killIdleSandboxes", () => {
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
-    expect(warned()).toEqual([expect.stringContaining("start cleanup record failed")]);
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [run] = await allRuns(t);
     const foreign = emu.seed({
       metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id },
@@ -353,7 +353,7 @@ describe("bad input", () => {
     // Nothing called, nothing owed: the idle run is untouched until the key is back.
     expect(emu.calls.length).toBe(callsBefore);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running", killAttempts: 0 });
-    expect(warned()).toEqual([expect.stringContaining("E2B_API_KEY is not set")]);
+    expect(warned().filter((w) => w.includes("E2B_API_KEY is not set"))).toHaveLength(1); // once, not per pass
     vi.stubEnv("E2B_API_KEY", "e2b_test_key");
     await sweep();
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
