@@ -68,8 +68,10 @@ describe("startSandboxRun", () => {
 
   it("seed scenario: the sandboxId mutation fails after create → killed at once, run terminal", async () => {
     failNext(lifecycle.storeSandboxId);
+    const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
+    expect(warned()).toContainEqual(expect.stringContaining("start failed after create"));
     expect(JSON.stringify(err)).not.toMatch(/e2b_test_key|at .*\.ts/);
     expect(emu.alive()).toHaveLength(0);
     const [run] = await allRuns(t);
@@ -127,8 +129,10 @@ describe("startSandboxRun", () => {
 
   it("the 'running' mutation fails → the sandbox is killed and the run is terminal", async () => {
     failNext(lifecycle.markRunRunning);
+    const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
+    expect(warned()).toContainEqual(expect.stringContaining("start failed after create"));
     expect(emu.alive()).toHaveLength(0);
     expect((await allRuns(t))[0]).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
