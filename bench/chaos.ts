@@ -158,7 +158,6 @@ const goals: [string, string, string, boolean][] = [
 ];
 // The pause policy, side by side with the kill policy under the same plan.
 const PAUSE_AFTER_IDLE_S = 300; // SANDBOX_PAUSE_AFTER_IDLE_MS default
-const IDLE_TIMEOUT_S = 600; // SANDBOX_IDLE_TIMEOUT_MS default
 const SWEEP_S = 60;
 const pauseGoals: [string, string, string, boolean][] = [
   [

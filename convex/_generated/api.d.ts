@@ -29,6 +29,7 @@ import type * as model_activity from "../model/activity.js";
 import type * as model_admission from "../model/admission.js";
 import type * as model_config from "../model/config.js";
 import type * as model_errors from "../model/errors.js";
+import type * as model_functions from "../model/functions.js";
 import type * as model_pause from "../model/pause.js";
 import type * as model_reconcile from "../model/reconcile.js";
 import type * as model_retention from "../model/retention.js";
@@ -66,6 +67,7 @@ declare const fullApi: ApiFromModules<{
   "model/admission": typeof model_admission;
   "model/config": typeof model_config;
   "model/errors": typeof model_errors;
+  "model/functions": typeof model_functions;
   "model/pause": typeof model_pause;
   "model/reconcile": typeof model_reconcile;
   "model/retention": typeof model_retention;

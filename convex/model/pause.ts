@@ -123,7 +123,7 @@ export async function claimPausePage(ctx: MutationCtx): Promise<PausePage> {
     left -= pausing.length;
     for (const run of pausing) {
       if (run.sandboxId === undefined || (await expiredKill(run))) continue;
-      await ctx.db.patch(run._id, { deadlineAt: lease });
+      await ctx.db.patch("sandboxRuns", run._id, { deadlineAt: lease });
       page.pauses.push({ runId: run._id, sandboxId: run.sandboxId });
     }
   }
@@ -133,7 +133,7 @@ export async function claimPausePage(ctx: MutationCtx): Promise<PausePage> {
     left -= resuming.length;
     for (const run of resuming) {
       if (run.sandboxId === undefined || (await expiredKill(run))) continue;
-      await ctx.db.patch(run._id, { deadlineAt: lease });
+      await ctx.db.patch("sandboxRuns", run._id, { deadlineAt: lease });
       page.checks.push({ runId: run._id, sandboxId: run.sandboxId, leaseUntil: lease });
     }
   }
@@ -171,7 +171,7 @@ export async function beginPause(ctx: MutationCtx, run: Run, leaseUntil: number)
 /** E2B confirmed the pause (204, or 409 already paused): pausing → paused. For webhooks too. */
 export async function recordPaused(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
   const c = getConfig();
-  const run = await ctx.db.get(runId);
+  const run = await ctx.db.get("sandboxRuns", runId);
   if (!run || run.sandboxId !== sandboxId) return null;
   const pausedAt = run.pausedAt ?? Date.now();
   return await transition(
@@ -186,7 +186,7 @@ export async function recordPaused(ctx: MutationCtx, runId: Id<"sandboxRuns">, s
 
 /** Records one pause call's answer. A late or duplicate answer (the run moved on) is a no-op. */
 export async function settlePause(ctx: MutationCtx, r: PauseResult) {
-  const run = await ctx.db.get(r.runId);
+  const run = await ctx.db.get("sandboxRuns", r.runId);
   if (!run || run.sandboxId !== r.sandboxId || run.status !== "pausing") return;
   await logEvent(ctx, run, {
     kind: "pause",
@@ -201,7 +201,7 @@ export async function settlePause(ctx: MutationCtx, r: PauseResult) {
   } else {
     // No answer, or one that says nothing (a 500 may leave it paused, gone or running): ask again.
     const attempts = (run.pauseAttempts ?? 0) + 1;
-    await ctx.db.patch(run._id, {
+    await ctx.db.patch("sandboxRuns", run._id, {
       pauseAttempts: attempts,
       deadlineAt: Date.now() + killBackoffMs(attempts, r.retryAfterMs),
     });
@@ -260,7 +260,7 @@ export async function beginResume(
     return { action: "wait", runId: run._id };
   if (run.status === "paused" || run.status === "pausing" || run.status === "resuming") {
     const lease = { deadlineAt: resumeLeaseUntil(c, now) };
-    if (run.status === "resuming") await ctx.db.patch(run._id, lease);
+    if (run.status === "resuming") await ctx.db.patch("sandboxRuns", run._id, lease);
     else await transition(ctx, run._id, [run.status], "resuming", lease, { reason: "resume" });
     return { action: "connect", runId: run._id, sandboxId: run.sandboxId };
   }
@@ -277,7 +277,7 @@ export async function recordResumed(
   args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
 ): Promise<{ status: RunStatus; killNow: boolean }> {
   const c = getConfig();
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return { status: run?.status ?? "stopped", killNow: false };
   const now = Date.now();
   if (run.status === "resuming") {
@@ -292,7 +292,7 @@ export async function recordResumed(
     return { status: "running", killNow: false };
   }
   if (run.status === "running") {
-    await ctx.db.patch(run._id, { lastActivityAt: now });
+    await ctx.db.patch("sandboxRuns", run._id, { lastActivityAt: now });
     return { status: "running", killNow: false };
   }
   // A stop that waited for this resume to answer.
@@ -311,7 +311,7 @@ export async function settleResumeFailure(
   },
 ): Promise<RunStatus | null> {
   const c = getConfig();
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return null;
   if (run.status === "resuming") {
     await logEvent(ctx, run, {
@@ -339,7 +339,7 @@ export async function settleResumeFailure(
 /** The sweep asked E2B about a resume that never answered (after its lease: no connect in flight). */
 export async function settleStateCheck(ctx: MutationCtx, r: StateCheck) {
   const c = getConfig();
-  const run = await ctx.db.get(r.runId);
+  const run = await ctx.db.get("sandboxRuns", r.runId);
   if (!run || run.sandboxId !== r.sandboxId || run.status !== "resuming") return;
   // A resume that started after the lookup was claimed owns the run now: its answer is newer.
   if (run.deadlineAt !== r.leaseUntil) return;
@@ -355,7 +355,7 @@ export async function settleStateCheck(ctx: MutationCtx, r: StateCheck) {
     await owedKill(ctx, run, ["resuming"]);
   } else {
     const attempts = (run.pauseAttempts ?? 0) + 1;
-    await ctx.db.patch(run._id, {
+    await ctx.db.patch("sandboxRuns", run._id, {
       pauseAttempts: attempts,
       deadlineAt: Date.now() + killBackoffMs(attempts),
     });
