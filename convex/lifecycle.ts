@@ -12,7 +12,8 @@ import {
   settleExtend,
   settleKill,
 } from "./model/runs";
-import { endReason, idleAction, killOutcome, runStatus } from "./model/status";
+import { endReason, idleAction, runStatus } from "./model/status";
+import { extendResult, killResult, sandboxRecord, stopClaim, sweepPage } from "./model/validators";
 import { claimSweepPage } from "./model/sweep";
 
 export const createRun = internalMutation({
@@ -50,16 +51,14 @@ export const runState = internalQuery({
   },
 });
 
-const sandboxArgs = { runId: v.id("sandboxRuns"), sandboxId: v.string(), sandboxExpiresAt: v.number() };
-
 export const storeSandboxId = internalMutation({
-  args: sandboxArgs,
+  args: sandboxRecord,
   returns: v.object({ wanted: v.boolean() }),
   handler: (ctx, args) => recordSandboxId(ctx, args),
 });
 
 export const markRunRunning = internalMutation({
-  args: sandboxArgs,
+  args: sandboxRecord,
   returns: v.boolean(),
   handler: (ctx, args) => markRunning(ctx, args),
 });
@@ -75,15 +74,6 @@ export const recordStartRefusal = internalMutation({
   },
 });
 
-/** A kill's result as recorded (also by the pause lane, convex/pauses.ts). */
-export const killResult = v.object({
-  runId: v.id("sandboxRuns"),
-  sandboxId: v.optional(v.string()),
-  reason: v.optional(endReason),
-  kill: killOutcome,
-  error: v.optional(v.string()),
-});
-
 export const recordKill = internalMutation({
   args: killResult,
   returns: v.union(runStatus, v.null()),
@@ -92,21 +82,14 @@ export const recordKill = internalMutation({
 
 export const claimSweep = internalMutation({
   args: {},
+  returns: sweepPage,
   handler: (ctx) => claimSweepPage(ctx),
 });
 
 export const recordSweep = internalMutation({
   args: {
     kills: v.array(killResult),
-    extends: v.array(
-      v.object({
-        runId: v.id("sandboxRuns"),
-        sandboxId: v.string(),
-        outcome: v.union(v.literal("extended"), v.literal("gone"), v.literal("failed")),
-        expiresAt: v.number(),
-        error: v.optional(v.string()),
-      }),
-    ),
+    extends: v.array(extendResult),
   },
   returns: v.null(),
   handler: async (ctx, args) => {
@@ -118,10 +101,7 @@ export const recordSweep = internalMutation({
 
 export const beginStop = internalMutation({
   args: { ownerId: v.string(), sandboxRunId: v.string() },
-  returns: v.union(
-    v.object({ action: v.literal("done"), runId: v.id("sandboxRuns"), status: runStatus }),
-    v.object({ action: v.literal("kill"), runId: v.id("sandboxRuns"), sandboxId: v.optional(v.string()) }),
-  ),
+  returns: stopClaim,
   handler: (ctx, args) => claimStop(ctx, args.ownerId, args.sandboxRunId),
 });
 

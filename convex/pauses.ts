@@ -3,11 +3,9 @@
 // convex/model/pause.ts; none is reachable from a client.
 import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
-import { killResult } from "./lifecycle";
 import {
   beginResume as claimResume,
   claimPausePage,
-  type PausePage,
   pauseResult,
   recordResumed,
   resumeClaim,
@@ -18,10 +16,12 @@ import {
 } from "./model/pause";
 import { settleKill } from "./model/runs";
 import { runStatus } from "./model/status";
+import { killResult, pausePage, resumeFailure, resumeSettled, sandboxRecord } from "./model/validators";
 
 export const claimPauseSweep = internalMutation({
   args: {},
-  handler: (ctx): Promise<PausePage> => claimPausePage(ctx),
+  returns: pausePage,
+  handler: (ctx) => claimPausePage(ctx),
 });
 
 export const recordPauseSweep = internalMutation({
@@ -42,18 +42,13 @@ export const beginResume = internalMutation({
 });
 
 export const recordResume = internalMutation({
-  args: { runId: v.id("sandboxRuns"), sandboxId: v.string(), sandboxExpiresAt: v.number() },
-  returns: v.object({ status: runStatus, killNow: v.boolean() }),
+  args: sandboxRecord,
+  returns: resumeSettled,
   handler: (ctx, args) => recordResumed(ctx, args),
 });
 
 export const recordResumeFailure = internalMutation({
-  args: {
-    runId: v.id("sandboxRuns"),
-    sandboxId: v.string(),
-    outcome: v.union(v.literal("gone"), v.literal("refused"), v.literal("unknown")),
-    error: v.string(),
-  },
+  args: resumeFailure,
   returns: v.union(runStatus, v.null()),
   handler: (ctx, args) => settleResumeFailure(ctx, args),
 });

@@ -2,28 +2,16 @@
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { findOrphans, recordOrphanKills, runningRunsNotListed } from "./model/reconcile";
-import { killOutcome } from "./model/status";
-
-const orphanReason = v.union(
-  v.literal("run_missing"),
-  v.literal("run_ended"),
-  v.literal("not_the_runs_sandbox"),
-);
-const orphan = {
-  sandboxId: v.string(),
-  runId: v.optional(v.id("sandboxRuns")),
-  taggedRunId: v.optional(v.string()),
-  reason: orphanReason,
-};
+import { orphan, orphanKill } from "./model/validators";
 
 export const orphansAmong = internalQuery({
   args: { listed: v.array(v.object({ sandboxId: v.string(), runIdTag: v.optional(v.string()) })) },
-  returns: v.array(v.object(orphan)),
+  returns: v.array(orphan),
   handler: (ctx, args) => findOrphans(ctx, args.listed),
 });
 
 export const recordOrphanKillResults = internalMutation({
-  args: { results: v.array(v.object({ ...orphan, kill: killOutcome })) },
+  args: { results: v.array(orphanKill) },
   returns: v.null(),
   handler: async (ctx, args) => {
     await recordOrphanKills(ctx, args.results);

@@ -36,6 +36,7 @@ import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
+import type * as model_validators from "../model/validators.js";
 import type * as model_views from "../model/views.js";
 import type * as pauses from "../pauses.js";
 import type * as reconcile from "../reconcile.js";
@@ -74,6 +75,7 @@ declare const fullApi: ApiFromModules<{
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
+  "model/validators": typeof model_validators;
   "model/views": typeof model_views;
   pauses: typeof pauses;
   reconcile: typeof reconcile;

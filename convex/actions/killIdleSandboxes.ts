@@ -3,15 +3,21 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
-import type { KillOutcome } from "../model/status";
-import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
+import {
+  type ExtendClaim,
+  type ExtendResult,
+  type KillClaim,
+  type KillResult,
+  type SweepPage,
+  type SweepResult,
+  sweepResult,
+} from "../model/validators";
 import { killRunSandbox, mapWithConcurrency, setSandboxLifetime, sweepsIdleWithoutKey } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
 /** After E2B answers 429, this page's next calls wait this long (the SDK does not expose Retry-After). */
 const RATE_LIMIT_PAUSE_MS = 1_000;
 
-type SweepResult = { killed: number; failed: number; extended: number; more: boolean };
 type Work = { kind: "kill"; claim: KillClaim } | { kind: "extend"; claim: ExtendClaim };
 
 /**
@@ -23,7 +29,7 @@ type Work = { kind: "kill"; claim: KillClaim } | { kind: "extend"; claim: Extend
  */
 export const killIdleSandboxes = internalAction({
   args: { lane: v.optional(v.number()) },
-  returns: v.object({ killed: v.number(), failed: v.number(), extended: v.number(), more: v.boolean() }),
+  returns: sweepResult,
   handler: async (ctx, args): Promise<SweepResult> => {
     const c = getConfig();
     if (sweepsIdleWithoutKey(c)) return { killed: 0, failed: 0, extended: 0, more: false };
@@ -51,14 +57,8 @@ export const killIdleSandboxes = internalAction({
         pausedUntil = performance.now() + RATE_LIMIT_PAUSE_MS;
       return r;
     };
-    const kills: { runId: KillClaim["runId"]; sandboxId?: string; kill: KillOutcome }[] = [];
-    const extendsDone: {
-      runId: ExtendClaim["runId"];
-      sandboxId: string;
-      outcome: "extended" | "gone" | "failed";
-      expiresAt: number;
-      error?: string;
-    }[] = [];
+    const kills: KillResult[] = [];
+    const extendsDone: ExtendResult[] = [];
     await mapWithConcurrency(work, c.killConcurrency, async (w) => {
       if (w.kind === "kill") {
         const k = w.claim;

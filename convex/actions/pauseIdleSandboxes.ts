@@ -3,7 +3,8 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
-import type { PausePage, PauseResult, StateCheck } from "../model/pause";
+import type { PauseResult, StateCheck } from "../model/pause";
+import type { PausePage } from "../model/validators";
 import type { KillOutcome } from "../model/status";
 import { killRunSandbox, mapWithConcurrency, pauseSandbox, sandboxState } from "../lib/e2b.sdk";
 

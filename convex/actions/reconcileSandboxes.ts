@@ -3,6 +3,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
+import { type ReconcileResult, reconcileResult } from "../model/validators";
 import {
   killSandboxSafely,
   listTaggedSandboxes,
@@ -14,15 +15,6 @@ import {
 /** Pages listed per invocation; a longer listing continues in a rescheduled invocation. */
 const MAX_PAGES_PER_PASS = 10;
 
-type ReconcileResult = {
-  listed: number;
-  orphansKilled: number;
-  killFailures: number;
-  listFailed: boolean;
-  sandboxesGone: number;
-  more: boolean;
-};
-
 /**
  * The reconciling pass (its own cron, every minute): lists what really exists at E2B under this
  * deployment's namespace tag — running and paused — and kills every sandbox older than the
@@ -32,14 +24,7 @@ type ReconcileResult = {
  */
 export const reconcileSandboxes = internalAction({
   args: { nextToken: v.optional(v.string()) },
-  returns: v.object({
-    listed: v.number(),
-    orphansKilled: v.number(),
-    killFailures: v.number(),
-    listFailed: v.boolean(),
-    sandboxesGone: v.number(),
-    more: v.boolean(),
-  }),
+  returns: reconcileResult,
   handler: async (ctx, args): Promise<ReconcileResult> => {
     const c = getConfig();
     const listedAt = Date.now();

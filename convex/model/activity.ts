@@ -1,10 +1,10 @@
-import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { getOwnedRun } from "./access";
 import { getConfig } from "./config";
 import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
 import { deferStopDuringResume } from "./pause";
 import { isTerminal, type RunStatus } from "./status";
+import type { StopClaim } from "./validators";
 
 /**
  * A frontend's "the user is here". Moves lastActivityAt at most once per write interval, so a
@@ -35,10 +35,6 @@ export async function touchRun(ctx: MutationCtx, run: Run, sandboxExpiresAt?: nu
   }
   await ctx.db.patch("sandboxRuns", run._id, patch);
 }
-
-export type StopClaim =
-  | { action: "done"; runId: Id<"sandboxRuns">; status: RunStatus }
-  | { action: "kill"; runId: Id<"sandboxRuns">; sandboxId?: string };
 
 /** A user's stop: claims the kill (run "stopping", reason user) unless the run already ended. */
 export async function beginStop(ctx: MutationCtx, ownerId: string, runId: string): Promise<StopClaim> {

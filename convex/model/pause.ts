@@ -17,7 +17,8 @@ import {
   type Run,
   transition,
 } from "./runs";
-import { type KillClaim, pageBudget } from "./sweep";
+import { pageBudget } from "./sweep";
+import type { PauseClaim, PausePage, ResumeFailure, ResumeSettled, SandboxRecord } from "./validators";
 import { isTerminal, runStatus, type RunStatus } from "./status";
 
 /**
@@ -31,11 +32,6 @@ export const E2B_SERVER_DEADLINE_MS = 75_000;
 export function resumeLeaseUntil(c: Config, now: number): number {
   return now + Math.max(c.e2bRequestTimeoutMs + 5_000, E2B_SERVER_DEADLINE_MS) + 30_000;
 }
-
-export type PauseClaim = { runId: Id<"sandboxRuns">; sandboxId: string };
-/** A lookup of a resume that never answered; `leaseUntil` tells whether a new resume took over since. */
-export type CheckClaim = PauseClaim & { leaseUntil: number };
-export type PausePage = { kills: KillClaim[]; pauses: PauseClaim[]; checks: CheckClaim[]; more: boolean };
 
 /** What a pause call answered, as the sweep records it. */
 export const pauseResult = v.object({
@@ -225,18 +221,13 @@ export function pauseWaitMs(c: Config): number {
   return c.e2bRequestTimeoutMs + 5_000;
 }
 
-export type ResumeClaim =
-  | { action: "running"; runId: Id<"sandboxRuns">; sandboxId: string }
-  | { action: "connect"; runId: Id<"sandboxRuns">; sandboxId: string }
-  | { action: "wait"; runId: Id<"sandboxRuns"> }
-  | { action: "not_paused"; runId: Id<"sandboxRuns">; status: RunStatus };
-
 export const resumeClaim = v.union(
   v.object({ action: v.literal("running"), runId: v.id("sandboxRuns"), sandboxId: v.string() }),
   v.object({ action: v.literal("connect"), runId: v.id("sandboxRuns"), sandboxId: v.string() }),
   v.object({ action: v.literal("wait"), runId: v.id("sandboxRuns") }),
   v.object({ action: v.literal("not_paused"), runId: v.id("sandboxRuns"), status: runStatus }),
 );
+export type ResumeClaim = Infer<typeof resumeClaim>;
 
 /**
  * The owner asks for the sandbox (resumeSandboxRun, or a command on a paused run). A paused run
@@ -272,10 +263,7 @@ export async function beginResume(
  * as activity. When a stop landed meanwhile, says so: the caller kills now that no resume of
  * ours is in flight. For webhooks too (`sandbox.lifecycle.resumed`).
  */
-export async function recordResumed(
-  ctx: MutationCtx,
-  args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
-): Promise<{ status: RunStatus; killNow: boolean }> {
+export async function recordResumed(ctx: MutationCtx, args: SandboxRecord): Promise<ResumeSettled> {
   const c = getConfig();
   const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return { status: run?.status ?? "stopped", killNow: false };
@@ -301,15 +289,7 @@ export async function recordResumed(
 }
 
 /** The resume's answer was not a success. */
-export async function settleResumeFailure(
-  ctx: MutationCtx,
-  args: {
-    runId: Id<"sandboxRuns">;
-    sandboxId: string;
-    outcome: "gone" | "refused" | "unknown";
-    error: string;
-  },
-): Promise<RunStatus | null> {
+export async function settleResumeFailure(ctx: MutationCtx, args: ResumeFailure): Promise<RunStatus | null> {
   const c = getConfig();
   const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return null;

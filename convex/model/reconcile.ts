@@ -1,15 +1,8 @@
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { logEvent } from "./runs";
-import { isTerminal, type KillOutcome } from "./status";
-
-export type OrphanReason = "run_missing" | "run_ended" | "not_the_runs_sandbox";
-export type Orphan = {
-  sandboxId: string;
-  runId?: Id<"sandboxRuns">;
-  taggedRunId?: string;
-  reason: OrphanReason;
-};
+import { isTerminal } from "./status";
+import type { Orphan, OrphanKill } from "./validators";
 
 /**
  * Which of these listed sandboxes (this namespace's, older than the grace window) no live run
@@ -36,7 +29,7 @@ export async function findOrphans(
 }
 
 /** Each reconcile kill is recorded on its run, or as an orphan record when no run exists. */
-export async function recordOrphanKills(ctx: MutationCtx, results: (Orphan & { kill: KillOutcome })[]) {
+export async function recordOrphanKills(ctx: MutationCtx, results: OrphanKill[]) {
   for (const r of results) {
     const run = r.runId ? await ctx.db.get("sandboxRuns", r.runId) : null;
     if (run) {

@@ -6,10 +6,10 @@ import {
   type EndReason,
   type IdleAction,
   isTerminal,
-  type KillOutcome,
   type RunStatus,
   terminalStatusFor,
 } from "./status";
+import type { ExtendResult, KillResult, SandboxRecord } from "./validators";
 
 export type Run = Doc<"sandboxRuns">;
 type EventInput = Omit<Doc<"runEvents">, "_id" | "_creationTime" | "at" | "runId" | "ownerId">;
@@ -112,10 +112,7 @@ export async function insertBootingRun(
  * stopping without an id, so the owed kill can target it. Returns whether the run still wants
  * this sandbox; when it does not, the caller kills it.
  */
-export async function recordSandboxId(
-  ctx: MutationCtx,
-  args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
-): Promise<{ wanted: boolean }> {
+export async function recordSandboxId(ctx: MutationCtx, args: SandboxRecord): Promise<{ wanted: boolean }> {
   const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || isTerminal(run.status)) return { wanted: false };
   if (run.sandboxId !== undefined)
@@ -131,10 +128,7 @@ export async function recordSandboxId(
 }
 
 /** Step 4: booting → running, only for the sandbox this run recorded. */
-export async function markRunning(
-  ctx: MutationCtx,
-  args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
-): Promise<boolean> {
+export async function markRunning(ctx: MutationCtx, args: SandboxRecord): Promise<boolean> {
   const c = getConfig();
   const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return false;
@@ -174,13 +168,8 @@ export async function recordStartRefused(
  */
 export async function settleKill(
   ctx: MutationCtx,
-  args: {
-    runId: Id<"sandboxRuns">;
-    reason?: EndReason; // why the kill was made; a run already stopping keeps its own reason
-    kill: KillOutcome;
-    sandboxId?: string; // the id killed; absent for a kill by tag
-    error?: string;
-  },
+  // args.reason: why the kill was made (a run already stopping keeps its own); no args.sandboxId: a kill by tag
+  args: KillResult,
 ): Promise<RunStatus | null> {
   const c = getConfig();
   const run = await ctx.db.get("sandboxRuns", args.runId);
@@ -257,16 +246,7 @@ export async function claimForKill(ctx: MutationCtx, run: Run, reason: EndReason
 }
 
 /** Records an extension of the sandbox's E2B lifetime, or that E2B no longer has the sandbox. */
-export async function settleExtend(
-  ctx: MutationCtx,
-  args: {
-    runId: Id<"sandboxRuns">;
-    sandboxId: string;
-    outcome: "extended" | "gone" | "failed";
-    expiresAt: number;
-    error?: string;
-  },
-) {
+export async function settleExtend(ctx: MutationCtx, args: ExtendResult) {
   const c = getConfig();
   const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId || run.status !== "running") return;

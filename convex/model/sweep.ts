@@ -1,23 +1,8 @@
-import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { type Config, getConfig, runningLifetimeMs } from "./config";
 import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
 import type { EndReason } from "./status";
-
-export type KillClaim = { runId: Id<"sandboxRuns">; sandboxId?: string };
-export type ExtendClaim = {
-  runId: Id<"sandboxRuns">;
-  sandboxId: string;
-  lifetimeMs: number;
-  expiresAt: number;
-};
-
-/**
- * One page of sweep work, claimed in one transaction. Each scan is an index range with a bound,
- * and every run it returns leaves its range (status or time moves on), so the next page, or the
- * next sweep, sees new runs: `more` says the page filled up and the caller should continue.
- */
-export type SweepPage = { kills: KillClaim[]; extends: ExtendClaim[]; more: boolean };
+import type { ExtendClaim, KillClaim, SweepPage } from "./validators";
 
 /** A page's E2B work must finish inside a Node action's 10 minutes even if every call hangs. */
 const ACTION_BUDGET_MS = 8 * 60_000;
