@@ -374,9 +374,10 @@ const HOW_TO_READ = `## How to read it
   start is issued, so they hit the next such call whoever makes it (the seed never lists: list500 never reaches it).
   "injected" counts faults that really fired. How each is made: create 500/429/503 and a lost create response
   (E2B creates, then drops the connection) are emulator faults on the next create; a database failure swaps the
-  registered function's \`_handler\` for one call (seed: its in-memory write throws); "action dies after create" =
-  storeSandboxId throws, E2B_API_URL then points at a closed port for the rest of that action (so the failure path's
-  kill fails) and recordKill throws (seed: nothing after its create runs); recordKillFails = markRunRunning and then
+  registered function's \`_handler\` for one call (seed: its in-memory write throws; fault labels keep the step names
+  they were first given, so results stay comparable); "action dies after create" =
+  recordSandboxId throws, E2B_API_URL then points at a closed port for the rest of that action (so the failure path's
+  kill fails) and settleKill throws (seed: nothing after its create runs); recordKillFails = markRunning and then
   the failure path's record both throw; recordStartRefusalFails = a 429 and then its record throws; killTimeout = E2B
   answers (and kills) only 20 ms after the client's request deadline, so the caller sees a timeout while the kill
   happens (the driver lets the late answer land before simulated time moves on). A plain \`hang\` is not used: with

@@ -342,7 +342,7 @@ try {
   });
   const killAndRecord = async (t: T, r: IdleRun) => {
     const existed = await Sandbox.kill(r.sandboxId, killConn);
-    await t.mutation(internal.lifecycle.recordKill, {
+    await t.mutation(internal.lifecycle.settleKill, {
       runId: r.runId,
       sandboxId: r.sandboxId,
       reason: "idle",

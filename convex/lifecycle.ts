@@ -1,31 +1,24 @@
 // Internal mutations the lifecycle actions call, one per step. Each validates and delegates to
-// convex/model; none is reachable from a client.
+// the convex/model helper of the same name; none is reachable from a client.
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
-import { beginStop as claimStop } from "./model/activity";
-import { admissionResult, admitStart, backOffCreates } from "./model/admission";
-import {
-  endRunSandboxGone,
-  markRunning,
-  recordSandboxId,
-  recordStartRefused,
-  settleExtend,
-  settleKill,
-} from "./model/runs";
+import * as activity from "./model/activity";
+import * as admission from "./model/admission";
+import * as runs from "./model/runs";
 import { endReason, idleAction, runStatus } from "./model/status";
+import * as sweep from "./model/sweep";
 import { extendResult, killResult, sandboxRecord, stopClaim, sweepPage } from "./model/validators";
-import { claimSweepPage } from "./model/sweep";
 
-export const createRun = internalMutation({
+export const admitStart = internalMutation({
   args: {
     ownerId: v.string(),
     template: v.string(),
     idempotencyKey: v.optional(v.string()),
     onIdle: v.optional(idleAction),
   },
-  returns: admissionResult,
+  returns: admission.admissionResult,
   handler: async (ctx, args) => {
-    const a = await admitStart(ctx, args);
+    const a = await admission.admitStart(ctx, args);
     if (a.kind === "refused") return a;
     return a.kind === "created"
       ? { kind: a.kind, runId: a.run._id, waitMs: a.waitMs }
@@ -51,66 +44,62 @@ export const runState = internalQuery({
   },
 });
 
-export const storeSandboxId = internalMutation({
+export const recordSandboxId = internalMutation({
   args: sandboxRecord,
   returns: v.object({ wanted: v.boolean() }),
-  handler: (ctx, args) => recordSandboxId(ctx, args),
+  handler: (ctx, args) => runs.recordSandboxId(ctx, args),
 });
 
-export const markRunRunning = internalMutation({
+export const markRunning = internalMutation({
   args: sandboxRecord,
   returns: v.boolean(),
-  handler: (ctx, args) => markRunning(ctx, args),
+  handler: (ctx, args) => runs.markRunning(ctx, args),
 });
 
-export const recordStartRefusal = internalMutation({
+export const recordStartRefused = internalMutation({
   args: { runId: v.id("sandboxRuns"), error: v.string(), e2bBackoffMs: v.optional(v.number()) },
   returns: v.null(),
   handler: async (ctx, args) => {
-    await recordStartRefused(ctx, { runId: args.runId, error: args.error });
+    await runs.recordStartRefused(ctx, { runId: args.runId, error: args.error });
     // E2B answered 429: every start waits, not just this one.
-    if (args.e2bBackoffMs !== undefined) await backOffCreates(ctx, args.e2bBackoffMs);
+    if (args.e2bBackoffMs !== undefined) await admission.backOffCreates(ctx, args.e2bBackoffMs);
     return null;
   },
 });
 
-export const recordKill = internalMutation({
+export const settleKill = internalMutation({
   args: killResult,
   returns: v.union(runStatus, v.null()),
-  handler: (ctx, args) => settleKill(ctx, args),
+  handler: (ctx, args) => runs.settleKill(ctx, args),
 });
 
-export const claimSweep = internalMutation({
+export const claimSweepPage = internalMutation({
   args: {},
   returns: sweepPage,
-  handler: (ctx) => claimSweepPage(ctx),
+  handler: (ctx) => sweep.claimSweepPage(ctx),
 });
 
-export const recordSweep = internalMutation({
-  args: {
-    kills: v.array(killResult),
-    extends: v.array(extendResult),
-  },
+export const settleSweepPage = internalMutation({
+  args: { kills: v.array(killResult), extends: v.array(extendResult) },
   returns: v.null(),
   handler: async (ctx, args) => {
-    for (const k of args.kills) await settleKill(ctx, k);
-    for (const e of args.extends) await settleExtend(ctx, e);
+    await sweep.settleSweepPage(ctx, args);
     return null;
   },
 });
 
-export const beginStop = internalMutation({
+export const claimStop = internalMutation({
   args: { ownerId: v.string(), sandboxRunId: v.string() },
   returns: stopClaim,
-  handler: (ctx, args) => claimStop(ctx, args.ownerId, args.sandboxRunId),
+  handler: (ctx, args) => activity.claimStop(ctx, args.ownerId, args.sandboxRunId),
 });
 
 /** Ends a running run whose sandbox E2B no longer has (seen by a command or a probe). */
-export const recordSandboxGone = internalMutation({
+export const endRunSandboxGone = internalMutation({
   args: { runId: v.id("sandboxRuns"), sandboxId: v.string() },
   returns: v.null(),
   handler: async (ctx, args) => {
-    await endRunSandboxGone(ctx, args.runId, args.sandboxId);
+    await runs.endRunSandboxGone(ctx, args.runId, args.sandboxId);
     return null;
   },
 });

@@ -1,54 +1,41 @@
 // Internal mutations of the pause lane (actions/pauseIdleSandboxes.ts) and of resumes
 // (actions/resumeSandboxRun.ts, runCommand on a paused run). Each validates and delegates to
-// convex/model/pause.ts; none is reachable from a client.
+// the convex/model/pause.ts helper of the same name; none is reachable from a client.
 import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
-import {
-  beginResume as claimResume,
-  claimPausePage,
-  pauseResult,
-  recordResumed,
-  resumeClaim,
-  settlePause,
-  settleResumeFailure,
-  settleStateCheck,
-  stateCheck,
-} from "./model/pause";
-import { settleKill } from "./model/runs";
+import * as pause from "./model/pause";
 import { runStatus } from "./model/status";
 import { killResult, pausePage, resumeFailure, resumeSettled, sandboxRecord } from "./model/validators";
 
-export const claimPauseSweep = internalMutation({
+export const claimPausePage = internalMutation({
   args: {},
   returns: pausePage,
-  handler: (ctx) => claimPausePage(ctx),
+  handler: (ctx) => pause.claimPausePage(ctx),
 });
 
-export const recordPauseSweep = internalMutation({
-  args: { kills: v.array(killResult), pauses: v.array(pauseResult), checks: v.array(stateCheck) },
+export const settlePausePage = internalMutation({
+  args: { kills: v.array(killResult), pauses: v.array(pause.pauseResult), checks: v.array(pause.stateCheck) },
   returns: v.null(),
   handler: async (ctx, args) => {
-    for (const k of args.kills) await settleKill(ctx, k);
-    for (const p of args.pauses) await settlePause(ctx, p);
-    for (const c of args.checks) await settleStateCheck(ctx, c);
+    await pause.settlePausePage(ctx, args);
     return null;
   },
 });
 
-export const beginResume = internalMutation({
+export const claimResume = internalMutation({
   args: { ownerId: v.string(), sandboxRunId: v.string(), waitedMs: v.number() },
-  returns: resumeClaim,
-  handler: (ctx, args) => claimResume(ctx, args),
+  returns: pause.resumeClaim,
+  handler: (ctx, args) => pause.claimResume(ctx, args),
 });
 
-export const recordResume = internalMutation({
+export const recordResumed = internalMutation({
   args: sandboxRecord,
   returns: resumeSettled,
-  handler: (ctx, args) => recordResumed(ctx, args),
+  handler: (ctx, args) => pause.recordResumed(ctx, args),
 });
 
-export const recordResumeFailure = internalMutation({
+export const settleResumeFailure = internalMutation({
   args: resumeFailure,
   returns: v.union(runStatus, v.null()),
-  handler: (ctx, args) => settleResumeFailure(ctx, args),
+  handler: (ctx, args) => pause.settleResumeFailure(ctx, args),
 });

@@ -106,8 +106,8 @@ try {
   clock.advance(1_000); // the next free create slot (E2B_CREATES_PER_SECOND = 1, one queued start per user)
   step("2. The failure: Alice starts another; E2B creates its sandbox, then the database goes down —");
   line("storing the sandbox id fails, the failure path's kill gets E2B 500, and recording that fails too.");
-  failOnce(lifecycle.storeSandboxId);
-  failOnce(lifecycle.recordKill);
+  failOnce(lifecycle.recordSandboxId);
+  failOnce(lifecycle.settleKill);
   emu.fault("kill", { status: 500 });
   await expectingWarnings(async () => {
     try {

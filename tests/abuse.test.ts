@@ -140,7 +140,7 @@ describe("refusals cost no writes", () => {
 });
 
 describe("fair create queue", () => {
-  const admit = (ownerId: string) => t.mutation(internal.lifecycle.createRun, { ownerId, template: "base" });
+  const admit = (ownerId: string) => t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
 
   it("two users flooding cannot make a third user's first start wait longer than one throttle slot", async () => {
     vi.stubEnv("E2B_CREATES_PER_SECOND", "1");
@@ -180,7 +180,7 @@ describe("no raw text where a caller or a table can see it", () => {
   it("a non-E2B failure's message (stack lines, tokens) is never stored on the run or returned", async () => {
     const leak =
       "boom\n    at secret (/srv/app.js:1:1) e2b_abcdefghijklmnop secret-token eyJhbGciOi.eyJzdWIi.sig";
-    failNext(lifecycle.markRunRunning, 1, leak);
+    failNext(lifecycle.markRunning, 1, leak);
     const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");

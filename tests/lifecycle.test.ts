@@ -55,8 +55,8 @@ describe("startSandboxRun", () => {
 
   it("creates with a boot-sized E2B lifetime, so a sandbox nobody hears of dies on its own", async () => {
     const warned = captureWarnings();
-    failNext(lifecycle.storeSandboxId, 1);
-    failNext(lifecycle.recordKill, 1);
+    failNext(lifecycle.recordSandboxId, 1);
+    failNext(lifecycle.settleKill, 1);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
@@ -67,7 +67,7 @@ describe("startSandboxRun", () => {
   });
 
   it("seed scenario: the sandboxId mutation fails after create → killed at once, run terminal", async () => {
-    failNext(lifecycle.storeSandboxId);
+    failNext(lifecycle.recordSandboxId);
     const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
@@ -80,8 +80,8 @@ describe("startSandboxRun", () => {
 
   it("seed scenario, database down: store, kill and record all fail → after a sweep no sandbox lives, run terminal", async () => {
     const warned = captureWarnings();
-    failNext(lifecycle.storeSandboxId);
-    failNext(lifecycle.recordKill);
+    failNext(lifecycle.recordSandboxId);
+    failNext(lifecycle.settleKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
@@ -128,7 +128,7 @@ describe("startSandboxRun", () => {
   });
 
   it("the 'running' mutation fails → the sandbox is killed and the run is terminal", async () => {
-    failNext(lifecycle.markRunRunning);
+    failNext(lifecycle.markRunning);
     const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
@@ -139,8 +139,8 @@ describe("startSandboxRun", () => {
 
   it("failure path whose 'failed' record throws → the kill still happened; the sweep closes the run", async () => {
     const warned = captureWarnings();
-    failNext(lifecycle.markRunRunning);
-    failNext(lifecycle.recordKill);
+    failNext(lifecycle.markRunning);
+    failNext(lifecycle.settleKill);
     await expect(start()).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     expect(emu.alive()).toHaveLength(0); // killed before any record was attempted
@@ -234,8 +234,8 @@ describe("killIdleSandboxes", () => {
 
   it("never touches a sandbox of another namespace, even one tagged with our run's id", async () => {
     const warned = captureWarnings();
-    failNext(lifecycle.storeSandboxId);
-    failNext(lifecycle.recordKill);
+    failNext(lifecycle.recordSandboxId);
+    failNext(lifecycle.settleKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
@@ -262,7 +262,7 @@ describe("killIdleSandboxes", () => {
     expect(emu.callCount("kill")).toBe(kills);
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
     // A late record for the same run does nothing either.
-    await t.mutation(internal.lifecycle.recordKill, {
+    await t.mutation(internal.lifecycle.settleKill, {
       runId: sandboxRunId,
       reason: "user",
       kill: { outcome: "killed" },

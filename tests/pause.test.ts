@@ -317,7 +317,7 @@ describe("pause faults", () => {
   it("the pass dies between the pause and its record: the lease passes, the next pass confirms (409)", async () => {
     const { sandboxRunId } = await start("pause");
     clock.advance(IDLE_MS);
-    failNext(pauses.recordPauseSweep);
+    failNext(pauses.settlePausePage);
     await expect(pauseLane()).rejects.toThrow();
     expect(await status(sandboxRunId)).toBe("pausing");
     clock.advance(10_000);
@@ -412,7 +412,7 @@ describe("resume faults", () => {
 
   it("the action dies between the resume and its record: the lane finds it running after the lease", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
-    failNext(pauses.recordResume);
+    failNext(pauses.recordResumed);
     await expect(resume(sandboxRunId)).rejects.toThrow();
     expect(emu.get(sandboxId)!.state).toBe("running");
     expect(await status(sandboxRunId)).toBe("resuming");
@@ -440,7 +440,7 @@ describe("resume faults", () => {
   it("a stop races a resume whose action then dies: the sweep kills once the resume's lease has passed", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     emu.fault("connect", { delayMs: 250 });
-    failNext(pauses.recordResume);
+    failNext(pauses.recordResumed);
     const resuming = resume(sandboxRunId);
     await vi.waitFor(async () => expect(await status(sandboxRunId)).toBe("resuming"), { interval: 10 });
     emu.fault("kill", { raceResume: true });
@@ -495,7 +495,7 @@ describe("kills of paused sandboxes", () => {
   it("the pass dies between the retention kill and its record: the sweep kills again, 404 confirms", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     clock.advance(RETENTION_MS);
-    failNext(pauses.recordPauseSweep);
+    failNext(pauses.settlePausePage);
     await expect(pauseLane()).rejects.toThrow();
     expect(emu.isAlive(sandboxId)).toBe(false);
     expect(await status(sandboxRunId)).toBe("stopping");

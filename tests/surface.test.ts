@@ -100,8 +100,8 @@ describe("idempotent start", () => {
   it("when the first call died mid-way: still booting → START_IN_PROGRESS; ended without a sandbox → RUN_ENDED, no second sandbox", async () => {
     const warned = captureWarnings();
     vi.stubEnv("SANDBOX_BOOT_TIMEOUT_MS", "1000"); // the replay waits at most this long (real ms)
-    failNext(lifecycle.storeSandboxId);
-    failNext(lifecycle.recordKill);
+    failNext(lifecycle.recordSandboxId);
+    failNext(lifecycle.settleKill);
     emu.fault("kill", { status: 500 });
     await expect(start(alice(), { idempotencyKey: "k" })).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));

@@ -4,10 +4,10 @@
 // Database-side faults: one registered function's `_handler` is swapped for a throwing one for
 // exactly one call, armed just before the start and disarmed (if it did not fire) right after:
 // starts run one at a time, so the fault can only hit the intended call.
-// "The action dies right after create" is simulated as: storeSandboxId throws, and at that
+// "The action dies right after create" is simulated as: recordSandboxId throws, and at that
 // moment E2B_API_URL is pointed at a closed loopback port for the rest of that action (so the
 // failure path's kill fails with a refused connection, without touching the emulator's fault
-// queues), and recordKill throws. From E2B's and the database's side that is exactly an action
+// queues), and settleKill throws. From E2B's and the database's side that is exactly an action
 // that vanished after its create returned: a tagged sandbox, a "booting" run without sandboxId.
 import { convexTest } from "convex-test";
 import { api, internal } from "../../convex/_generated/api";
@@ -173,26 +173,26 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       const arms: ReturnType<typeof armFailure>[] = [];
       switch (p.startFault) {
         case "createRunFails":
-          arms.push(armFailure(lifecycle.createRun));
+          arms.push(armFailure(lifecycle.admitStart));
           break;
         case "storeSandboxIdFails":
-          arms.push(armFailure(lifecycle.storeSandboxId));
+          arms.push(armFailure(lifecycle.recordSandboxId));
           break;
         case "markRunRunningFails":
-          arms.push(armFailure(lifecycle.markRunRunning));
+          arms.push(armFailure(lifecycle.markRunning));
           break;
         case "recordKillFails":
-          arms.push(armFailure(lifecycle.markRunRunning), armFailure(lifecycle.recordKill));
+          arms.push(armFailure(lifecycle.markRunning), armFailure(lifecycle.settleKill));
           break;
         case "recordStartRefusalFails": // the driver queued the 429
-          arms.push(armFailure(lifecycle.recordStartRefusal));
+          arms.push(armFailure(lifecycle.recordStartRefused));
           break;
         case "actionDiesAfterCreate":
           arms.push(
-            armFailure(lifecycle.storeSandboxId, () => {
+            armFailure(lifecycle.recordSandboxId, () => {
               process.env.E2B_API_URL = DEAD_URL;
             }),
-            armFailure(lifecycle.recordKill),
+            armFailure(lifecycle.settleKill),
           );
           break;
         default:

@@ -34,7 +34,7 @@ export const killIdleSandboxes = internalAction({
     const c = getConfig();
     if (sweepsIdleWithoutKey(c)) return { killed: 0, failed: 0, extended: 0, more: false };
     const self = internal.actions.killIdleSandboxes.killIdleSandboxes;
-    const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweep, {});
+    const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweepPage, {});
     if (page.more && args.lane === undefined) {
       for (let lane = 1; lane < c.sweepParallelPages; lane++) await ctx.scheduler.runAfter(0, self, { lane });
     }
@@ -79,7 +79,7 @@ export const killIdleSandboxes = internalAction({
     // Results are recorded in batches; a batch that fails to record leaves its runs "stopping",
     // and a later sweep re-kills them (a 404 then confirms they are gone).
     for (let i = 0; i < Math.max(kills.length, extendsDone.length); i += RECORD_BATCH) {
-      await ctx.runMutation(internal.lifecycle.recordSweep, {
+      await ctx.runMutation(internal.lifecycle.settleSweepPage, {
         kills: kills.slice(i, i + RECORD_BATCH),
         extends: extendsDone.slice(i, i + RECORD_BATCH),
       });

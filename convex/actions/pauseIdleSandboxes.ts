@@ -24,7 +24,7 @@ export const pauseIdleSandboxes = internalAction({
   returns: v.object({ paused: v.number(), killed: v.number(), checked: v.number(), more: v.boolean() }),
   handler: async (ctx): Promise<{ paused: number; killed: number; checked: number; more: boolean }> => {
     const c = getConfig();
-    const page: PausePage = await ctx.runMutation(internal.pauses.claimPauseSweep, {});
+    const page: PausePage = await ctx.runMutation(internal.pauses.claimPausePage, {});
     const work: Work[] = [
       ...page.kills.map((k) => ({ kind: "kill" as const, ...k })),
       ...page.pauses.map((p) => ({ kind: "pause" as const, ...p })),
@@ -63,7 +63,7 @@ export const pauseIdleSandboxes = internalAction({
       }
     });
     // A record that fails leaves the runs as claimed; their leases expire and the next pass redoes them.
-    await ctx.runMutation(internal.pauses.recordPauseSweep, { kills, pauses, checks });
+    await ctx.runMutation(internal.pauses.settlePausePage, { kills, pauses, checks });
     if (page.more)
       await ctx.scheduler.runAfter(0, internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
     return {

@@ -55,7 +55,7 @@ export const reconcileSandboxes = internalAction({
       const graceCutoff = Date.now() - c.reconcileGraceMs;
       const old = page.items.filter((s) => s.startedAt <= graceCutoff);
       if (old.length > 0) {
-        const orphans = await ctx.runQuery(internal.reconcile.orphansAmong, {
+        const orphans = await ctx.runQuery(internal.reconcile.findOrphans, {
           listed: old.map((s) => ({
             sandboxId: s.sandboxId,
             ...(s.runIdTag !== undefined ? { runIdTag: s.runIdTag } : {}),
@@ -65,8 +65,7 @@ export const reconcileSandboxes = internalAction({
           ...o,
           kill: await killSandboxSafely(c, o.sandboxId),
         }));
-        if (results.length > 0)
-          await ctx.runMutation(internal.reconcile.recordOrphanKillResults, { results });
+        if (results.length > 0) await ctx.runMutation(internal.reconcile.recordOrphanKills, { results });
         r.orphansKilled += results.filter((x) => x.kill.outcome === "killed").length;
         r.killFailures += results.filter((x) => x.kill.outcome === "failed").length;
       }
@@ -82,7 +81,7 @@ export const reconcileSandboxes = internalAction({
     if (args.nextToken === undefined && token === undefined && !r.listFailed) {
       // The whole namespace was listed in this pass: a running run whose sandbox is not in it
       // may have been expired or killed by E2B. Ask E2B about each before ending the run.
-      const missing = await ctx.runQuery(internal.reconcile.runsMissingFromList, {
+      const missing = await ctx.runQuery(internal.reconcile.runningRunsNotListed, {
         listedIds,
         listedAt,
         graceMs: c.reconcileGraceMs,
@@ -95,7 +94,7 @@ export const reconcileSandboxes = internalAction({
       const gone = probed
         .filter((p) => p.state === "gone")
         .map(({ runId, sandboxId }) => ({ runId, sandboxId }));
-      for (const g of gone) await ctx.runMutation(internal.lifecycle.recordSandboxGone, g);
+      for (const g of gone) await ctx.runMutation(internal.lifecycle.endRunSandboxGone, g);
       r.sandboxesGone = gone.length;
     }
     return r;

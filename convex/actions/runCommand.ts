@@ -63,7 +63,7 @@ export const runCommand = ownerAction({
         error,
       });
       if (r.outcome === "gone") {
-        await ctx.runMutation(internal.lifecycle.recordSandboxGone, {
+        await ctx.runMutation(internal.lifecycle.endRunSandboxGone, {
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });

@@ -43,7 +43,7 @@ export const startSandboxRun = ownerAction({
     checkTemplate(template);
     checkIdempotencyKey(args.idempotencyKey);
     requireApiKey(c);
-    const admission: AdmissionResult = await ctx.runMutation(internal.lifecycle.createRun, {
+    const admission: AdmissionResult = await ctx.runMutation(internal.lifecycle.admitStart, {
       ownerId,
       template,
       ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
@@ -104,7 +104,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
     const failure = isE2BFailure(err) ? err : classifyE2BError(err);
     await bestEffort(async () => {
       if (failure.refused) {
-        await ctx.runMutation(internal.lifecycle.recordStartRefusal, {
+        await ctx.runMutation(internal.lifecycle.recordStartRefused, {
           runId,
           error: failure.message,
           ...(failure.kind === "rate_limited"
@@ -114,7 +114,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
       } else {
         // The response may be lost while the sandbox lives: only its tag can find it.
         const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
-        await ctx.runMutation(internal.lifecycle.recordKill, {
+        await ctx.runMutation(internal.lifecycle.settleKill, {
           runId,
           reason: "start_failed",
           kill,
@@ -133,7 +133,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
 /** Steps 3 and 4; any failure kills the sandbox, then records. */
 async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">, sandboxId: string) {
   try {
-    const stored = await ctx.runMutation(internal.lifecycle.storeSandboxId, {
+    const stored = await ctx.runMutation(internal.lifecycle.recordSandboxId, {
       runId,
       sandboxId,
       sandboxExpiresAt: Date.now() + bootLifetimeMs(c),
@@ -144,7 +144,7 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
     if (extended.outcome === "gone") throw fail("SANDBOX_GONE", "The sandbox ended while it booted");
     if (extended.outcome === "failed")
       throw toCallerError({ kind: extended.kind, message: extended.message, refused: false });
-    const running = await ctx.runMutation(internal.lifecycle.markRunRunning, {
+    const running = await ctx.runMutation(internal.lifecycle.markRunning, {
       runId,
       sandboxId,
       sandboxExpiresAt: expiresAt,
@@ -160,7 +160,7 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
         : "internal error";
     if (code === undefined) logMasked("start failed after create", err);
     await bestEffort(() =>
-      ctx.runMutation(internal.lifecycle.recordKill, {
+      ctx.runMutation(internal.lifecycle.settleKill, {
         runId,
         sandboxId,
         reason: "start_failed",

@@ -17,13 +17,13 @@ export const stopSandboxRun = ownerAction({
   handler: async (ctx, args): Promise<{ status: RunStatus }> => {
     const ownerId = ctx.ownerId;
     const c = getConfig();
-    const claim = await ctx.runMutation(internal.lifecycle.beginStop, {
+    const claim = await ctx.runMutation(internal.lifecycle.claimStop, {
       ownerId,
       sandboxRunId: args.sandboxRunId,
     });
     if (claim.action === "done") return { status: claim.status };
     const kill = await killRunSandbox(c, claim);
-    const status = await ctx.runMutation(internal.lifecycle.recordKill, {
+    const status = await ctx.runMutation(internal.lifecycle.settleKill, {
       runId: claim.runId,
       reason: "user",
       kill,

@@ -29,7 +29,7 @@ export async function resumeIfPaused(
 ): Promise<Resumed> {
   const began = performance.now();
   for (;;) {
-    const claim = await ctx.runMutation(internal.pauses.beginResume, {
+    const claim = await ctx.runMutation(internal.pauses.claimResume, {
       ownerId,
       sandboxRunId,
       waitedMs: Math.round(performance.now() - began),
@@ -46,18 +46,22 @@ export async function resumeIfPaused(
     const sandboxExpiresAt = Date.now() + lifetimeMs;
     const r = await resumeSandbox(c, sandboxId, lifetimeMs);
     if (r.outcome === "resumed") {
-      const rec = await ctx.runMutation(internal.pauses.recordResume, { runId, sandboxId, sandboxExpiresAt });
+      const rec = await ctx.runMutation(internal.pauses.recordResumed, {
+        runId,
+        sandboxId,
+        sandboxExpiresAt,
+      });
       if (rec.killNow) {
         // A stop waited for this answer; no resume of ours is in flight any more.
         const kill = await killSandboxSafely(c, sandboxId);
-        await ctx.runMutation(internal.lifecycle.recordKill, { runId, sandboxId, kill });
+        await ctx.runMutation(internal.lifecycle.settleKill, { runId, sandboxId, kill });
         throw notResumable("stopping");
       }
       if (rec.status !== "running") throw notResumable(rec.status);
       return { running: true, runId, sandboxId, resumed: true };
     }
     const error = r.outcome === "gone" ? "E2B has no such sandbox" : r.failure.message;
-    const status = await ctx.runMutation(internal.pauses.recordResumeFailure, {
+    const status = await ctx.runMutation(internal.pauses.settleResumeFailure, {
       runId,
       sandboxId,
       outcome: r.outcome,
@@ -67,7 +71,7 @@ export async function resumeIfPaused(
       if (status === "stopping") {
         // Confirm with a kill: a 404 from connect is not proof that no snapshot is left.
         const kill = await killSandboxSafely(c, sandboxId);
-        await ctx.runMutation(internal.lifecycle.recordKill, { runId, sandboxId, kill });
+        await ctx.runMutation(internal.lifecycle.settleKill, { runId, sandboxId, kill });
       }
       throw fail("SANDBOX_GONE");
     }

@@ -37,7 +37,7 @@ export async function touchRun(ctx: MutationCtx, run: Run, sandboxExpiresAt?: nu
 }
 
 /** A user's stop: claims the kill (run "stopping", reason user) unless the run already ended. */
-export async function beginStop(ctx: MutationCtx, ownerId: string, runId: string): Promise<StopClaim> {
+export async function claimStop(ctx: MutationCtx, ownerId: string, runId: string): Promise<StopClaim> {
   const run = await getOwnedRun(ctx, ownerId, runId);
   if (isTerminal(run.status)) return { action: "done", runId: run._id, status: run.status };
   const deferred = await deferStopDuringResume(ctx, run);

@@ -11,7 +11,7 @@ export const MAX_CREATE_WAIT_MS = 5_000;
 export const DEFAULT_E2B_BACKOFF_MS = 10_000;
 const RATE_WINDOW_MS = 60_000;
 
-/** What createRun tells the start action (a run id, not the document). */
+/** What admitStart tells the start action (a run id, not the document). */
 export const admissionResult = v.union(
   v.object({ kind: v.literal("created"), runId: v.id("sandboxRuns"), waitMs: v.number() }),
   v.object({ kind: v.literal("existing"), runId: v.id("sandboxRuns") }),

@@ -15,10 +15,18 @@ import {
   logEvent,
   nextRenewAt,
   type Run,
+  settleKill,
   transition,
 } from "./runs";
 import { pageBudget } from "./sweep";
-import type { PauseClaim, PausePage, ResumeFailure, ResumeSettled, SandboxRecord } from "./validators";
+import type {
+  KillResult,
+  PauseClaim,
+  PausePage,
+  ResumeFailure,
+  ResumeSettled,
+  SandboxRecord,
+} from "./validators";
 import { isTerminal, runStatus, type RunStatus } from "./status";
 
 /**
@@ -235,7 +243,7 @@ export type ResumeClaim = Infer<typeof resumeClaim>;
  * the one at E2B); a run still pausing waits for the pause's answer, so that the resume never
  * reaches E2B before the pause it would undo.
  */
-export async function beginResume(
+export async function claimResume(
   ctx: MutationCtx,
   args: { ownerId: string; sandboxRunId: string; waitedMs: number },
 ): Promise<ResumeClaim> {
@@ -368,4 +376,14 @@ export function notResumable(status: RunStatus) {
   if (isTerminal(status) || status === "stopping")
     return fail("RUN_ENDED", `The run is ${status}; start a new run`);
   return fail("RUN_NOT_RUNNING", `The run is ${status}; it cannot be resumed yet`);
+}
+
+/** Records a pause-lane page's E2B results (kills, pauses, state checks), each re-read and settled. */
+export async function settlePausePage(
+  ctx: MutationCtx,
+  page: { kills: KillResult[]; pauses: PauseResult[]; checks: StateCheck[] },
+) {
+  for (const k of page.kills) await settleKill(ctx, k);
+  for (const p of page.pauses) await settlePause(ctx, p);
+  for (const c of page.checks) await settleStateCheck(ctx, c);
 }

@@ -1,8 +1,8 @@
 import type { MutationCtx } from "../_generated/server";
 import { type Config, getConfig, runningLifetimeMs } from "./config";
-import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
+import { claimForKill, killLeaseUntil, nextRenewAt, type Run, settleExtend, settleKill } from "./runs";
 import type { EndReason } from "./status";
-import type { ExtendClaim, KillClaim, SweepPage } from "./validators";
+import type { ExtendClaim, ExtendResult, KillClaim, KillResult, SweepPage } from "./validators";
 
 /** A page's E2B work must finish inside a Node action's 10 minutes even if every call hangs. */
 const ACTION_BUDGET_MS = 8 * 60_000;
@@ -85,4 +85,13 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
     }
   }
   return { kills, extends: extendsOut, more: left <= 0 };
+}
+
+/** Records a sweep page's E2B results: kill first, then record (a kill is settled, never assumed). */
+export async function settleSweepPage(
+  ctx: MutationCtx,
+  page: { kills: KillResult[]; extends: ExtendResult[] },
+) {
+  for (const k of page.kills) await settleKill(ctx, k);
+  for (const e of page.extends) await settleExtend(ctx, e);
 }
