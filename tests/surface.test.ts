@@ -182,6 +182,26 @@ describe("stopSandboxRun", () => {
     expect(emu.callCount("kill")).toBe(kills);
   });
 
+  it("the reason decides the terminal status: a run stopped while booting ends stopped/user, a boot timeout failed", async () => {
+    const { ownerId } = await getRun(t, (await start()).sandboxRunId);
+    // Step 1 of a start only: the run is recorded and booting, its create not yet made.
+    const admit = () => t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
+    const stoppedWhileBooting = await admit();
+    const timedOut = await admit();
+    if (stoppedWhileBooting.kind !== "created" || timedOut.kind !== "created")
+      throw new Error("not admitted");
+    // No sandbox id yet: the stop kills by tag and waits out the window in which a create could land.
+    expect(await stop(stoppedWhileBooting.runId)).toEqual({ status: "stopping" });
+    clock.advance(60_001);
+    await sweep();
+    expect(await getRun(t, stoppedWhileBooting.runId)).toMatchObject({
+      status: "stopped",
+      endReason: "user",
+    });
+    expect((await getRun(t, stoppedWhileBooting.runId)).startedAt).toBeUndefined();
+    expect(await getRun(t, timedOut.runId)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
+  });
+
   it("a failed kill leaves the run stopping for the sweep", async () => {
     const { sandboxRunId, sandboxId } = await start();
     emu.fault("kill", { status: 503 });

@@ -62,7 +62,12 @@ export function canTransition(from: RunStatus, to: RunStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-/** A run that never reached "running" ends "failed"; one that did ends "stopped". */
+/**
+ * The terminal status says why a run ended, not how far it got: "failed" when its start failed
+ * (E2B refused or errored, or it never booted in time), "stopped" when it was ended on purpose
+ * (the user, idle, max lifetime, retention) or E2B dropped the sandbox. A run the user stopped
+ * while booting therefore ends "stopped" (docs/architecture.md, "Terminal status").
+ */
 export function terminalStatusFor(reason: EndReason): "stopped" | "failed" {
   return reason === "start_failed" || reason === "boot_timeout" ? "failed" : "stopped";
 }
