@@ -1,9 +1,10 @@
 // `npm run demo`: the real Convex functions in-process (convex-test), driving the real e2b SDK
 // against the project's local E2B emulator on 127.0.0.1, on a simulated clock. No cloud, no keys.
 // Reads top to bottom as a story; every number it prints is measured, none is scripted.
-import { api, internal } from "../convex/_generated/api";
+import { api } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
 import { SWEEP_INTERVAL_MS } from "../convex/model/config";
+import { failNextCall, runReconcile, runSweep } from "../tests/drivers";
 import { useEmulatorEnv } from "../tests/emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "../tests/emulator/envd";
 import { installSimulatedClock, newInProcessConvex } from "./lib/inProcess";
@@ -17,8 +18,8 @@ process.env.SANDBOX_NAMESPACE = "demo";
 
 const t = newInProcessConvex();
 const alice = t.withIdentity({ subject: "alice", name: "Alice" });
-const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
-const reconcile = () => t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
+const sweep = () => runSweep(t);
+const reconcile = () => runReconcile(t);
 const runs = () => t.run((ctx) => ctx.db.query("sandboxRuns").collect());
 
 const at = () => {
@@ -61,16 +62,6 @@ async function expectingWarnings<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Makes one registered function throw on its next call, as if the database were down. */
-function failOnce(fn: unknown) {
-  const f = fn as { _handler: (...a: unknown[]) => unknown };
-  const original = f._handler;
-  f._handler = async () => {
-    f._handler = original;
-    throw new Error("simulated: database unavailable");
-  };
-}
-
 const sweepEveryMin = SWEEP_INTERVAL_MS / 60_000;
 console.log(
   "A Convex backend that runs E2B cloud sandboxes and never leaks one (a sandbox bills every second).",
@@ -106,8 +97,8 @@ try {
   clock.advance(1_000); // the next free create slot (E2B_CREATES_PER_SECOND = 1, one queued start per user)
   step("2. The failure: Alice starts another; E2B creates its sandbox, then the database goes down —");
   line("storing the sandbox id fails, the failure path's kill gets E2B 500, and recording that fails too.");
-  failOnce(lifecycle.recordSandboxId);
-  failOnce(lifecycle.settleKill);
+  failNextCall(lifecycle.recordSandboxId);
+  failNextCall(lifecycle.settleKill);
   emu.fault("kill", { status: 500 });
   await expectingWarnings(async () => {
     try {

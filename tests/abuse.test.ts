@@ -9,21 +9,17 @@ import { drainLimitBytes } from "../convex/lib/e2b.sdk";
 import { MAX_COMMAND_OUTPUT_BYTES_LIMIT, DOCUMENT_LIMIT_BYTES } from "../convex/model/config";
 import {
   captureWarnings,
-  clock,
   convexErrorOf,
-  emu,
   failNext,
   getRun,
   isWellFormed,
-  t,
   useHarness,
+  drivers,
 } from "./helpers";
 
-useHarness();
+const h = useHarness();
 
-const as = (subject: string) => t.withIdentity({ subject });
-const alice = () => as("alice");
-const start = (who = alice()) => who.action(api.actions.startSandboxRun.startSandboxRun, {});
+const { alice, start } = drivers(h);
 const run = (sandboxRunId: string, command: string, timeoutMs?: number) =>
   alice().action(api.actions.runCommand.runCommand, {
     sandboxRunId,
@@ -33,7 +29,7 @@ const run = (sandboxRunId: string, command: string, timeoutMs?: number) =>
 const CAP = 64 * 1024;
 
 async function tableSizes() {
-  return t.run(async (ctx) => ({
+  return h.t.run(async (ctx) => ({
     sandboxRuns: (await ctx.db.query("sandboxRuns").collect()).length,
     runEvents: (await ctx.db.query("runEvents").collect()).length,
     commands: (await ctx.db.query("commands").collect()).length,
@@ -94,7 +90,7 @@ describe("command output: memory bounded, not just the answer", () => {
     const command = `yes 😀😀😀 & yes 😀 >&2; wait #${"é".repeat(2)}${"中".repeat(9_900)}`;
     const r = await run(sandboxRunId, command, 30_000);
     expect(r.status).toBe("output_limit");
-    const doc = (await t.run((ctx) => ctx.db.get(r.commandId)))!;
+    const doc = (await h.t.run((ctx) => ctx.db.get(r.commandId)))!;
     // Convex counts a string as its UTF-8 bytes; every other field is a few bytes.
     const strings = [doc.command, doc.stdout, doc.stderr, doc.ownerId, doc.error ?? ""];
     const bytes = strings.reduce((n, s) => n + Buffer.byteLength(s), 0) + 1024;
@@ -119,13 +115,13 @@ describe("refusals cost no writes", () => {
     vi.stubEnv("SANDBOX_MAX_ACTIVE_PER_USER", "1");
     await start();
     const before = await tableSizes();
-    const creates = emu.callCount("create");
+    const creates = h.emu.callCount("create");
     for (let i = 0; i < 1_000; i++) {
       const err = await convexErrorOf(start());
       expect(err.code).toBe("QUOTA_EXCEEDED");
     }
     expect(await tableSizes()).toEqual(before);
-    expect(emu.callCount("create")).toBe(creates);
+    expect(h.emu.callCount("create")).toBe(creates);
   });
 
   it("rate refusals still say when to retry, and write nothing", async () => {
@@ -140,7 +136,8 @@ describe("refusals cost no writes", () => {
 });
 
 describe("fair create queue", () => {
-  const admit = (ownerId: string) => t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
+  const admit = (ownerId: string) =>
+    h.t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
 
   it("two users flooding cannot make a third user's first start wait longer than one throttle slot", async () => {
     vi.stubEnv("E2B_CREATES_PER_SECOND", "1");
@@ -159,7 +156,7 @@ describe("fair create queue", () => {
     // Thirty simulated seconds: both flood every 100 ms; a new user's first start every 2.5 s.
     const firstStartWaits: number[] = [];
     for (let tick = 1; tick <= 300; tick++) {
-      clock.advance(100);
+      h.clock.advance(100);
       await outcome("a");
       await outcome("b");
       if (tick % 25 === 0) {
@@ -171,7 +168,7 @@ describe("fair create queue", () => {
     expect(firstStartWaits).toHaveLength(12);
     expect(Math.max(...firstStartWaits)).toBeLessThanOrEqual(slotMs);
     // The flooders still got slots: the throttle stays busy, not starved.
-    const created = await t.run(async (ctx) => (await ctx.db.query("sandboxRuns").collect()).length);
+    const created = await h.t.run(async (ctx) => (await ctx.db.query("sandboxRuns").collect()).length);
     expect(created).toBeGreaterThan(25);
   });
 });
@@ -186,8 +183,8 @@ describe("no raw text where a caller or a table can see it", () => {
     expect(err.code).toBe("START_FAILED");
     expect(warned()).toContainEqual(expect.stringContaining("start failed after create: boom"));
     expect(warned().join("\n")).not.toContain("e2b_abcdefghijklmnop"); // the log line is masked too
-    const runs = await t.run((ctx) => ctx.db.query("sandboxRuns").collect());
-    const events = await t.run((ctx) => ctx.db.query("runEvents").collect());
+    const runs = await h.t.run((ctx) => ctx.db.query("sandboxRuns").collect());
+    const events = await h.t.run((ctx) => ctx.db.query("runEvents").collect());
     const shown = await alice().query(api.runs.getRun, { sandboxRunId: runs[0]!._id });
     expect(JSON.stringify([err, runs, events, shown])).not.toMatch(RAW);
     expect(runs[0]!.error).toBe("internal error");
@@ -198,13 +195,13 @@ describe("no raw text where a caller or a table can see it", () => {
       "<html>proxy error</html> token=e2b_0123456789abcdef secret-token\n    at handler (x.js:1:1)";
     const warned = captureWarnings();
     for (const status of [400, 500]) {
-      emu.fault("create", { status, message: body });
+      h.emu.fault("create", { status, message: body });
       const err = await convexErrorOf(start());
       expect(err.code).toBe(status === 400 ? "E2B_REJECTED" : "E2B_UNAVAILABLE");
       expect(err.status).toBe(status);
       expect(JSON.stringify(err), JSON.stringify(err)).not.toMatch(RAW);
     }
-    const everything = await t.run(async (ctx) => ({
+    const everything = await h.t.run(async (ctx) => ({
       runs: await ctx.db.query("sandboxRuns").collect(),
       events: await ctx.db.query("runEvents").collect(),
     }));
@@ -216,9 +213,9 @@ describe("no raw text where a caller or a table can see it", () => {
 
   it("a kill failure's E2B body is not stored either", async () => {
     const { sandboxRunId } = await start();
-    emu.fault("kill", { status: 500, message: "internal <html> e2b_abcdefghijkl\n    at k (y.js:2:2)" });
+    h.emu.fault("kill", { status: 500, message: "internal <html> e2b_abcdefghijkl\n    at k (y.js:2:2)" });
     await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId });
-    const doc = await getRun(t, sandboxRunId);
+    const doc = await getRun(h.t, sandboxRunId);
     expect(doc.lastKillError).toBe("unavailable: E2B answered 500");
     const events = await alice().query(api.runs.listRunEvents, {
       sandboxRunId,
@@ -257,7 +254,7 @@ describe("edges", () => {
   it("a valid endCursor (what usePaginatedQuery sends to keep pages stable) passes through", async () => {
     for (let i = 0; i < 3; i++) {
       await start();
-      clock.advance(1_000);
+      h.clock.advance(1_000);
     }
     const first = await alice().query(api.runs.listMyRuns, { paginationOpts: { numItems: 2, cursor: null } });
     const again = await alice().query(api.runs.listMyRuns, {

@@ -3,9 +3,9 @@
 // clear code, nothing is written, no sandbox is created.
 import { describe, expect, it } from "vitest";
 import { api } from "../convex/_generated/api";
-import { convexErrorOf, emu, rejection, t, type TestConvex, useHarness } from "./helpers";
+import { convexErrorOf, rejection, type TestConvex, useHarness } from "./helpers";
 
-useHarness({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
+const h = useHarness({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
 
 type Who = "anonymous" | "alice" | "bob";
 type Ctx = { aliceRun: string; stoppedRun: string; commandId: string };
@@ -326,19 +326,19 @@ function generated(): Generated[] {
 }
 
 async function snapshot() {
-  const tables = await t.run(async (ctx) => ({
+  const tables = await h.t.run(async (ctx) => ({
     sandboxRuns: await ctx.db.query("sandboxRuns").collect(),
     commands: await ctx.db.query("commands").collect(),
     events: await ctx.db.query("runEvents").collect(),
     orphans: await ctx.db.query("orphanSandboxes").collect(),
     throttle: await ctx.db.query("createThrottle").collect(),
   }));
-  return { tables: JSON.stringify(tables), calls: emu.calls.length, sandboxes: emu.all().length };
+  return { tables: JSON.stringify(tables), calls: h.emu.calls.length, sandboxes: h.emu.all().length };
 }
 
 async function fixture(): Promise<Ctx> {
   // Alice has one running run (with one command) and one stopped run; her quota is 2.
-  const alice = t.withIdentity({ subject: "alice" });
+  const alice = h.t.withIdentity({ subject: "alice" });
   const { sandboxRunId: aliceRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
   const { commandId } = await alice.action(api.actions.runCommand.runCommand, {
     sandboxRunId: aliceRun,
@@ -362,7 +362,7 @@ describe("every class of bad input at every public function", () => {
     "%s: every class, each a coded refusal or a validator rejection, no writes, no E2B calls",
     async (fn) => {
       const ids = await fixture();
-      const who = t.withIdentity({ subject: "alice" });
+      const who = h.t.withIdentity({ subject: "alice" });
       for (const c of cases.filter((x) => x.name.startsWith(`${fn}:`))) {
         const before = await snapshot();
         if (c.kind === "ours") {
@@ -386,12 +386,12 @@ describe("bad input at every public function", () => {
     const { stoppedRun } = ids;
     if (c.name.includes("quota")) {
       // A second live run puts Alice at her limit.
-      await t.run(async (ctx) => {
+      await h.t.run(async (ctx) => {
         const r = (await ctx.db.get(ctx.db.normalizeId("sandboxRuns", stoppedRun)!))!;
         await ctx.db.patch(r._id, { status: "running", endedAt: undefined, endReason: undefined });
       });
     }
-    const who = c.who === "anonymous" ? t : t.withIdentity({ subject: c.who });
+    const who = c.who === "anonymous" ? h.t : h.t.withIdentity({ subject: c.who });
     const before = await snapshot();
     const err = await convexErrorOf(c.call(who, ids));
     expect(err.code).toBe(c.code);

@@ -4,6 +4,17 @@ import schema from "../convex/schema";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { type E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "./emulator/envd";
+import {
+  type ArmedFailure,
+  failNextCall,
+  IDLE_MS,
+  runPauseLane,
+  runReconcile,
+  runSweep,
+  type StartArgs,
+  startRun,
+  stopRun,
+} from "./drivers";
 
 // convex-test finds the functions root through convex/_generated, so the glob includes it.
 export const modules = import.meta.glob("../convex/**/*.*s");
@@ -17,7 +28,7 @@ export const TEST_ENV = {
   SANDBOX_NAMESPACE: NAMESPACE,
   SANDBOX_TEMPLATES: "base,python",
   SANDBOX_BOOT_TIMEOUT_MS: "60000",
-  SANDBOX_IDLE_TIMEOUT_MS: "600000",
+  SANDBOX_IDLE_TIMEOUT_MS: String(IDLE_MS),
   SANDBOX_MAX_LIFETIME_MS: "3600000",
   E2B_REQUEST_TIMEOUT_MS: "5000",
   // Quotas out of the way unless a test is about them.
@@ -70,11 +81,13 @@ export function useSimulatedClock(start = Date.UTC(2026, 10, 28, 12, 0, 0)) {
   };
 }
 
-/** Makes the next `times` calls of a registered Convex function throw, as if the database were down. */
-export function failNext(fn: unknown, times = 1, message = "simulated: database unavailable") {
-  const spy = vi.spyOn(fn as { _handler: (...a: unknown[]) => unknown }, "_handler");
-  for (let i = 0; i < times; i++) spy.mockRejectedValueOnce(new Error(message));
-  return spy;
+const armed: ArmedFailure[] = [];
+
+/** failNextCall (tests/drivers.ts) for the rest of this test: whatever did not fire is undone after it. */
+export function failNext(fn: unknown, times = 1, message?: string) {
+  const a = failNextCall(fn, { times, ...(message !== undefined ? { message } : {}) });
+  armed.push(a);
+  return a;
 }
 
 export async function getRun(t: TestConvex, id: Id<"sandboxRuns">): Promise<Doc<"sandboxRuns">> {
@@ -125,32 +138,51 @@ export async function convexErrorOf(
   throw new Error(`expected a ConvexError with a code, got: ${String(err)}`);
 }
 
-// The harness every E2B-facing test file shares. ES module bindings are live: test files import
-// `t`, `emu` and `clock` and always see the current test's values.
-export let emu: E2BEmulator;
-export let t: TestConvex;
-export let clock: ReturnType<typeof useSimulatedClock>;
+/** What a test sees of its harness: this test's backend, the file's emulator, this test's clock. */
+export type Harness = { t: TestConvex; emu: E2BEmulator; clock: ReturnType<typeof useSimulatedClock> };
 
-/** One emulator per file; a fresh backend, test env and simulated clock per test. */
-export function useHarness(env: Record<string, string> = {}) {
+/**
+ * One emulator per file; a fresh backend, test env and simulated clock per test. Returns the
+ * harness object whose fields always hold the current test's values.
+ */
+export function useHarness(env: Record<string, string> = {}): Harness {
+  const h = {} as Harness;
   let stop: () => Promise<void>;
   beforeAll(async () => {
-    ({ emu, stop } = await startEmulator());
+    ({ emu: h.emu, stop } = await startEmulator());
   });
   afterAll(async () => {
     await stop();
   });
   beforeEach(() => {
-    emu.reset();
+    h.emu.reset();
     applyTestEnv(env);
-    clock = useSimulatedClock();
-    t = newConvex();
+    h.clock = useSimulatedClock();
+    h.t = newConvex();
   });
   afterEach(() => {
+    for (const f of armed.splice(0)) f.disarm();
     vi.restoreAllMocks();
     vi.useRealTimers();
     vi.unstubAllEnvs();
   });
+  return h;
+}
+
+/** The shared drivers bound to a harness: each call goes to the current test's backend. */
+export function drivers(h: Harness) {
+  const as = (subject: string) => h.t.withIdentity({ subject });
+  const alice = () => as("alice");
+  return {
+    as,
+    alice,
+    bob: () => as("bob"),
+    start: (args: StartArgs = {}, who = alice()) => startRun(who, args),
+    stop: (sandboxRunId: string, who = alice()) => stopRun(who, sandboxRunId),
+    sweep: () => runSweep(h.t),
+    reconcile: () => runReconcile(h.t),
+    pauseLane: () => runPauseLane(h.t),
+  };
 }
 
 /** True when a string holds no lone surrogate (String#isWellFormed, which this TS lib lacks). */

@@ -3,24 +3,23 @@
 // in bounded batches by a daily cron; live runs and runs whose kill is still owed are kept.
 import { describe, expect, it } from "vitest";
 import { api, internal } from "../convex/_generated/api";
-import crons from "../convex/crons";
 import { purgeExpired } from "../convex/model/retention";
-import { clock, emu, getRun, t, useHarness } from "./helpers";
+import { getRun, useHarness, drivers } from "./helpers";
+import { cronJob } from "./drivers";
 
 const DAY_MS = 24 * 3_600_000;
-const alice = () => t.withIdentity({ subject: "alice" });
-
-useHarness({ SANDBOX_RETENTION_DAYS: "30" });
+const h = useHarness({ SANDBOX_RETENTION_DAYS: "30" });
+const { alice, start, stop } = drivers(h);
 
 async function finishedRunWithHistory() {
-  const { sandboxRunId } = await alice().action(api.actions.startSandboxRun.startSandboxRun, {});
+  const { sandboxRunId } = await start();
   await alice().action(api.actions.runCommand.runCommand, { sandboxRunId, command: "echo hi" });
-  await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId });
+  await stop(sandboxRunId);
   return sandboxRunId;
 }
 
 const count = () =>
-  t.run(async (ctx) => ({
+  h.t.run(async (ctx) => ({
     runs: (await ctx.db.query("sandboxRuns").collect()).length,
     events: (await ctx.db.query("runEvents").collect()).length,
     commands: (await ctx.db.query("commands").collect()).length,
@@ -29,8 +28,7 @@ const count = () =>
 
 describe("retention", () => {
   it("is a daily cron", () => {
-    const job = (crons as unknown as { crons: Record<string, { name: string; schedule: object }> }).crons
-      .purgeOldRuns;
+    const job = cronJob("purgeOldRuns");
     expect(job?.name).toBe("retention:purgeOldRuns");
     expect(job?.schedule).toMatchObject({ type: "daily" });
   });
@@ -38,11 +36,11 @@ describe("retention", () => {
   it("deletes old finished runs with their events and commands; keeps young, live and owed ones", async () => {
     const old = await finishedRunWithHistory();
     const owed = (await alice().action(api.actions.startSandboxRun.startSandboxRun, {})).sandboxRunId;
-    emu.fault("kill", { status: 500, times: Infinity });
+    h.emu.fault("kill", { status: 500, times: Infinity });
     await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: owed }); // stays "stopping"
-    emu.clearFaults();
+    h.emu.clearFaults();
     const live = (await alice().action(api.actions.startSandboxRun.startSandboxRun, {})).sandboxRunId;
-    await t.run((ctx) =>
+    await h.t.run((ctx) =>
       ctx.db.insert("orphanSandboxes", {
         sandboxId: "iold",
         reason: "run_missing",
@@ -50,14 +48,14 @@ describe("retention", () => {
         at: Date.now(),
       }),
     );
-    clock.advance(20 * DAY_MS);
+    h.clock.advance(20 * DAY_MS);
     const young = await finishedRunWithHistory();
-    clock.advance(11 * DAY_MS);
+    h.clock.advance(11 * DAY_MS);
 
-    const r = await t.mutation(internal.retention.purgeOldRuns, {});
+    const r = await h.t.mutation(internal.retention.purgeOldRuns, {});
     expect(r.more).toBe(false);
-    expect(await t.run((ctx) => ctx.db.get(old))).toBeNull();
-    const leftovers = await t.run(async (ctx) => ({
+    expect(await h.t.run((ctx) => ctx.db.get(old))).toBeNull();
+    const leftovers = await h.t.run(async (ctx) => ({
       events: await ctx.db
         .query("runEvents")
         .withIndex("by_runId_and_at", (q) => q.eq("runId", old))
@@ -68,20 +66,20 @@ describe("retention", () => {
         .collect(),
     }));
     expect(leftovers).toEqual({ events: [], commands: [] });
-    expect(await getRun(t, young)).toMatchObject({ status: "stopped" });
-    expect(await getRun(t, owed)).toMatchObject({ status: "stopping" });
-    expect(await getRun(t, live)).toMatchObject({ status: "running" });
+    expect(await getRun(h.t, young)).toMatchObject({ status: "stopped" });
+    expect(await getRun(h.t, owed)).toMatchObject({ status: "stopping" });
+    expect(await getRun(h.t, live)).toMatchObject({ status: "running" });
     expect((await count()).orphans).toBe(0);
   });
 
   it("works in bounded batches and continues until done", async () => {
     for (let i = 0; i < 4; i++) await finishedRunWithHistory();
-    clock.advance(31 * DAY_MS);
+    h.clock.advance(31 * DAY_MS);
     const before = await count();
     expect(before.runs).toBe(4);
     let rounds = 0;
     for (;;) {
-      const r = await t.run((ctx) => purgeExpired(ctx, 5));
+      const r = await h.t.run((ctx) => purgeExpired(ctx, 5));
       expect(r.deleted).toBeLessThanOrEqual(5);
       rounds++;
       if (!r.more) break;

@@ -5,7 +5,6 @@
 // Any transaction that scanned the finished runs would throw; the second test shows the same
 // limits do throw for such a scan, so passing here means every sweep transaction is bounded.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
 import {
@@ -24,11 +23,11 @@ import {
   type TestConvex,
   useSimulatedClock,
 } from "./helpers";
+import { IDLE_MS, runSweep } from "./drivers";
 
 const FINISHED = 100_000;
 const IDLE = 100;
 const PAGE_SIZE = 25; // 100 idle runs → 4 full pages, then an empty one
-const IDLE_MS = 600_000;
 const MAX_LIFETIME_MS = 3_600_000;
 /**
  * Lowered from Convex's 32,000 read / 16,000 written / 4,096 ranges per transaction. A sweep
@@ -45,7 +44,7 @@ let now: number;
 let finishedIds: Id<"sandboxRuns">[];
 let idle: IdleRun[];
 
-const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
+const sweep = () => runSweep(t);
 const scheduledJobs = () => t.run((ctx) => ctx.db.system.query("_scheduled_functions").take(200));
 
 /** Waits for the sweep's self-scheduled pages (real timers, runAfter(0)) and theirs, until none is left. */

@@ -5,30 +5,13 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import {
-  allRuns,
-  clock,
-  convexErrorOf,
-  emu,
-  failNext,
-  getRun,
-  t,
-  useHarness,
-  captureWarnings,
-} from "./helpers";
+import { allRuns, convexErrorOf, failNext, getRun, useHarness, captureWarnings, drivers } from "./helpers";
+import { IDLE_MS } from "./drivers";
 
-const as = (subject: string) => t.withIdentity({ subject });
-const alice = () => as("alice");
-const bob = () => as("bob");
-const start = (who = alice(), args: { template?: string; idempotencyKey?: string } = {}) =>
-  who.action(api.actions.startSandboxRun.startSandboxRun, args);
-const stop = (id: string, who = alice()) =>
-  who.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: id });
-const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 const page = { numItems: 10, cursor: null };
-const IDLE_MS = 600_000;
 
-useHarness();
+const h = useHarness();
+const { alice, bob, start, stop, sweep } = drivers(h);
 
 describe("ownership", () => {
   it("another user's run answers exactly like a missing one, on every function", async () => {
@@ -47,22 +30,22 @@ describe("ownership", () => {
     }
     // A deleted run answers the same.
     const other = await start();
-    await t.run((ctx) => ctx.db.delete(other.sandboxRunId));
+    await h.t.run((ctx) => ctx.db.delete(other.sandboxRunId));
     expect(await convexErrorOf(alice().query(api.runs.getRun, { sandboxRunId: other.sandboxRunId }))).toEqual(
       {
         code: "NOT_FOUND",
         message: "No such sandbox run",
       },
     );
-    expect(emu.isAlive(sandboxId)).toBe(true);
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
+    expect(h.emu.isAlive(sandboxId)).toBe(true);
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "running" });
   });
 
   it("listMyRuns shows only the caller's runs, newest first, paginated, without owner tokens", async () => {
     const a1 = await start();
-    clock.advance(1_000);
-    await start(bob());
-    clock.advance(1_000);
+    h.clock.advance(1_000);
+    await start({}, bob());
+    h.clock.advance(1_000);
     const a2 = await start();
     const first = await alice().query(api.runs.listMyRuns, { paginationOpts: { numItems: 1, cursor: null } });
     expect(first.page.map((r) => r._id)).toEqual([a2.sandboxRunId]);
@@ -77,24 +60,21 @@ describe("ownership", () => {
 
 describe("idempotent start", () => {
   it("the same key gives the same run back, never a second sandbox", async () => {
-    const a = await start(alice(), { idempotencyKey: "k1" });
-    const b = await start(alice(), { idempotencyKey: "k1" });
+    const a = await start({ idempotencyKey: "k1" });
+    const b = await start({ idempotencyKey: "k1" });
     expect(b).toEqual(a);
-    expect(emu.callCount("create")).toBe(1);
+    expect(h.emu.callCount("create")).toBe(1);
     // The key is per user.
-    const c = await start(bob(), { idempotencyKey: "k1" });
+    const c = await start({ idempotencyKey: "k1" }, bob());
     expect(c.sandboxRunId).not.toBe(a.sandboxRunId);
-    expect(emu.callCount("create")).toBe(2);
+    expect(h.emu.callCount("create")).toBe(2);
   });
 
   it("two racing calls with one key create one sandbox", async () => {
-    const [a, b] = await Promise.all([
-      start(alice(), { idempotencyKey: "race" }),
-      start(alice(), { idempotencyKey: "race" }),
-    ]);
+    const [a, b] = await Promise.all([start({ idempotencyKey: "race" }), start({ idempotencyKey: "race" })]);
     expect(a).toEqual(b);
-    expect(emu.all()).toHaveLength(1);
-    expect(await allRuns(t)).toHaveLength(1);
+    expect(h.emu.all()).toHaveLength(1);
+    expect(await allRuns(h.t)).toHaveLength(1);
   });
 
   it("when the first call died mid-way: still booting → START_IN_PROGRESS; ended without a sandbox → RUN_ENDED, no second sandbox", async () => {
@@ -102,19 +82,19 @@ describe("idempotent start", () => {
     vi.stubEnv("SANDBOX_BOOT_TIMEOUT_MS", "1000"); // the replay waits at most this long (real ms)
     failNext(lifecycle.recordSandboxId);
     failNext(lifecycle.settleKill);
-    emu.fault("kill", { status: 500 });
-    await expect(start(alice(), { idempotencyKey: "k" })).rejects.toThrow();
+    h.emu.fault("kill", { status: 500 });
+    await expect(start({ idempotencyKey: "k" })).rejects.toThrow();
     expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
-    const inProgress = await convexErrorOf(start(alice(), { idempotencyKey: "k" }));
+    const inProgress = await convexErrorOf(start({ idempotencyKey: "k" }));
     expect(inProgress.code).toBe("START_IN_PROGRESS");
-    clock.advance(61_000);
+    h.clock.advance(61_000);
     await sweep(); // reaps the dead start's sandbox by tag
-    expect(emu.alive()).toHaveLength(0);
-    const ended = await convexErrorOf(start(alice(), { idempotencyKey: "k" }));
+    expect(h.emu.alive()).toHaveLength(0);
+    const ended = await convexErrorOf(start({ idempotencyKey: "k" }));
     expect(ended.code).toBe("RUN_ENDED");
     expect(ended.message).toContain("without a sandbox");
-    expect(emu.callCount("create")).toBe(1);
-    expect(await allRuns(t)).toHaveLength(1);
+    expect(h.emu.callCount("create")).toBe(1);
+    expect(await allRuns(h.t)).toHaveLength(1);
   });
 });
 
@@ -123,13 +103,13 @@ describe("quotas", () => {
     vi.stubEnv("SANDBOX_MAX_ACTIVE_PER_USER", "2");
     const first = await start();
     await start();
-    const events = (await t.run((ctx) => ctx.db.query("runEvents").collect())).length;
+    const events = (await h.t.run((ctx) => ctx.db.query("runEvents").collect())).length;
     const err = await convexErrorOf(start());
     expect(err.code).toBe("QUOTA_EXCEEDED");
-    expect(await allRuns(t)).toHaveLength(2);
-    expect(emu.callCount("create")).toBe(2);
-    expect((await t.run((ctx) => ctx.db.query("runEvents").collect())).length).toBe(events);
-    await start(bob()); // others are not affected
+    expect(await allRuns(h.t)).toHaveLength(2);
+    expect(h.emu.callCount("create")).toBe(2);
+    expect((await h.t.run((ctx) => ctx.db.query("runEvents").collect())).length).toBe(events);
+    await start({}, bob()); // others are not affected
     await stop(first.sandboxRunId);
     await start(); // a slot is free again
   });
@@ -137,37 +117,37 @@ describe("quotas", () => {
   it("per-user start rate: RATE_LIMITED with retryAfterMs", async () => {
     vi.stubEnv("SANDBOX_STARTS_PER_MINUTE_PER_USER", "2");
     await start();
-    clock.advance(10_000);
+    h.clock.advance(10_000);
     await start();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("RATE_LIMITED");
     expect(err.retryAfterMs).toBeGreaterThan(49_900);
     expect(err.retryAfterMs).toBeLessThanOrEqual(50_000);
-    clock.advance(50_001);
+    h.clock.advance(50_001);
     await start();
   });
 
   it("global create throttle (E2B_CREATES_PER_SECOND): spaced creates, refusal past the wait bound", async () => {
     vi.stubEnv("E2B_CREATES_PER_SECOND", "0.1"); // one create per 10 s
     await start();
-    const err = await convexErrorOf(start(bob()));
+    const err = await convexErrorOf(start({}, bob()));
     expect(err.code).toBe("RATE_LIMITED");
     expect(err.retryAfterMs).toBeGreaterThan(4_900);
     expect(err.retryAfterMs).toBeLessThanOrEqual(5_000);
-    expect(emu.callCount("create")).toBe(1);
-    clock.advance(10_000);
-    await start(bob());
+    expect(h.emu.callCount("create")).toBe(1);
+    h.clock.advance(10_000);
+    await start({}, bob());
   });
 
   it("E2B's 429 backs every start off", async () => {
-    emu.fault("create", { status: 429 });
+    h.emu.fault("create", { status: 429 });
     const err = await convexErrorOf(start());
     expect(err).toMatchObject({ code: "RATE_LIMITED", retryAfterMs: 10_000 });
-    const next = await convexErrorOf(start(bob()));
+    const next = await convexErrorOf(start({}, bob()));
     expect(next.code).toBe("RATE_LIMITED");
-    expect(emu.callCount("create")).toBe(1);
-    clock.advance(10_000);
-    await start(bob());
+    expect(h.emu.callCount("create")).toBe(1);
+    h.clock.advance(10_000);
+    await start({}, bob());
   });
 });
 
@@ -175,42 +155,42 @@ describe("stopSandboxRun", () => {
   it("kills, then records stopped/user; idempotent", async () => {
     const { sandboxRunId, sandboxId } = await start();
     expect(await stop(sandboxRunId)).toEqual({ status: "stopped" });
-    expect(emu.isAlive(sandboxId)).toBe(false);
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "user" });
-    const kills = emu.callCount("kill");
+    expect(h.emu.isAlive(sandboxId)).toBe(false);
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "user" });
+    const kills = h.emu.callCount("kill");
     expect(await stop(sandboxRunId)).toEqual({ status: "stopped" });
-    expect(emu.callCount("kill")).toBe(kills);
+    expect(h.emu.callCount("kill")).toBe(kills);
   });
 
   it("the reason decides the terminal status: a run stopped while booting ends stopped/user, a boot timeout failed", async () => {
-    const { ownerId } = await getRun(t, (await start()).sandboxRunId);
+    const { ownerId } = await getRun(h.t, (await start()).sandboxRunId);
     // Step 1 of a start only: the run is recorded and booting, its create not yet made.
-    const admit = () => t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
+    const admit = () => h.t.mutation(internal.lifecycle.admitStart, { ownerId, template: "base" });
     const stoppedWhileBooting = await admit();
     const timedOut = await admit();
     if (stoppedWhileBooting.kind !== "created" || timedOut.kind !== "created")
       throw new Error("not admitted");
     // No sandbox id yet: the stop kills by tag and waits out the window in which a create could land.
     expect(await stop(stoppedWhileBooting.runId)).toEqual({ status: "stopping" });
-    clock.advance(60_001);
+    h.clock.advance(60_001);
     await sweep();
-    expect(await getRun(t, stoppedWhileBooting.runId)).toMatchObject({
+    expect(await getRun(h.t, stoppedWhileBooting.runId)).toMatchObject({
       status: "stopped",
       endReason: "user",
     });
-    expect((await getRun(t, stoppedWhileBooting.runId)).startedAt).toBeUndefined();
-    expect(await getRun(t, timedOut.runId)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
+    expect((await getRun(h.t, stoppedWhileBooting.runId)).startedAt).toBeUndefined();
+    expect(await getRun(h.t, timedOut.runId)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
   });
 
   it("a failed kill leaves the run stopping for the sweep", async () => {
     const { sandboxRunId, sandboxId } = await start();
-    emu.fault("kill", { status: 503 });
+    h.emu.fault("kill", { status: 503 });
     expect(await stop(sandboxRunId)).toEqual({ status: "stopping" });
-    expect(emu.isAlive(sandboxId)).toBe(true);
-    clock.advance(5_001);
+    expect(h.emu.isAlive(sandboxId)).toBe(true);
+    h.clock.advance(5_001);
     await sweep();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "user" });
-    expect(emu.isAlive(sandboxId)).toBe(false);
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "user" });
+    expect(h.emu.isAlive(sandboxId)).toBe(false);
   });
 });
 
@@ -218,19 +198,19 @@ describe("heartbeat", () => {
   it("keeps a run from going idle, with throttled writes", async () => {
     const { sandboxRunId, sandboxId } = await start();
     const hb = () => alice().mutation(api.runs.heartbeat, { sandboxRunId });
-    clock.advance(5_000);
-    expect((await hb()).lastActivityAt).toBe((await getRun(t, sandboxRunId)).startedAt); // within 15 s: no write
-    clock.advance(10_100);
+    h.clock.advance(5_000);
+    expect((await hb()).lastActivityAt).toBe((await getRun(h.t, sandboxRunId)).startedAt); // within 15 s: no write
+    h.clock.advance(10_100);
     const moved = await hb();
     expect(moved.lastActivityAt).toBe(Date.now());
     for (let m = 0; m < 15; m++) {
-      clock.advance(60_000);
+      h.clock.advance(60_000);
       await hb();
       await sweep();
     }
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
-    expect(emu.isAlive(sandboxId)).toBe(true); // its E2B lifetime was extended through the sweep
-    clock.advance(IDLE_MS + 1);
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "running" });
+    expect(h.emu.isAlive(sandboxId)).toBe(true); // its E2B lifetime was extended through the sweep
+    h.clock.advance(IDLE_MS + 1);
     await sweep();
     expect(await hb()).toMatchObject({ status: "stopped" });
   });
@@ -246,7 +226,7 @@ describe("runCommand", () => {
 
   it("runs through the real SDK, stores the record, counts as activity", async () => {
     const { sandboxRunId } = await start();
-    clock.advance(120_000);
+    h.clock.advance(120_000);
     const r = await run(sandboxRunId, "echo hello; echo oops >&2; exit 3");
     expect(r).toMatchObject({
       status: "finished",
@@ -255,13 +235,13 @@ describe("runCommand", () => {
       stderr: "oops\n",
       stdoutTruncated: false,
     });
-    const runDoc = await getRun(t, sandboxRunId);
+    const runDoc = await getRun(h.t, sandboxRunId);
     expect(runDoc.lastActivityAt).toBe(Date.now());
     const cmds = await alice().query(api.runs.listRunCommands, { sandboxRunId, paginationOpts: page });
     expect(cmds.page).toMatchObject([
       { command: "echo hello; echo oops >&2; exit 3", status: "finished", exitCode: 3 },
     ]);
-    expect(emu.callCount("connect")).toBe(1);
+    expect(h.emu.callCount("connect")).toBe(1);
   });
 
   it("caps stdout/stderr at the configured size with a truncated flag", async () => {
@@ -282,10 +262,10 @@ describe("runCommand", () => {
 
   it("only running runs; a vanished sandbox ends the run sandbox_gone", async () => {
     const { sandboxRunId, sandboxId } = await start();
-    emu.killDirect(sandboxId);
+    h.emu.killDirect(sandboxId);
     const gone = await convexErrorOf(run(sandboxRunId, "echo hi"));
     expect(gone.code).toBe("SANDBOX_GONE");
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
     const notRunning = await convexErrorOf(run(sandboxRunId, "echo hi"));
     expect(notRunning.code).toBe("RUN_NOT_RUNNING");
   });
@@ -293,9 +273,9 @@ describe("runCommand", () => {
   it("no secret — E2B key or envd access token — is ever stored or returned", async () => {
     const { sandboxRunId, sandboxId } = await start();
     const r = await run(sandboxRunId, "echo ok");
-    const token = emu.get(sandboxId)!.envdAccessToken;
+    const token = h.emu.get(sandboxId)!.envdAccessToken;
     expect(token.length).toBeGreaterThan(8);
-    const everything = await t.run(async (ctx) => ({
+    const everything = await h.t.run(async (ctx) => ({
       runs: await ctx.db.query("sandboxRuns").collect(),
       events: await ctx.db.query("runEvents").collect(),
       commands: await ctx.db.query("commands").collect(),
@@ -312,9 +292,9 @@ describe("event log and stats", () => {
   it("records every transition and kill; stats add them up", async () => {
     const a = await start();
     const b = await start();
-    emu.fault("kill", { status: 500 });
+    h.emu.fault("kill", { status: 500 });
     await stop(a.sandboxRunId);
-    clock.advance(5_001);
+    h.clock.advance(5_001);
     await sweep();
     await stop(b.sandboxRunId);
     const events = await alice().query(api.runs.listRunEvents, {
@@ -331,7 +311,7 @@ describe("event log and stats", () => {
       "kill:killed",
       "transition:stopped",
     ]);
-    const s = await t.action(internal.admin.stats, {});
+    const s = await h.t.action(internal.admin.stats, {});
     expect(s.runsByStatus).toEqual({ stopped: 2 });
     expect(s.killsByOutcome).toEqual({ failed: 1, killed: 2 });
     expect(s.sandboxSecondsByTemplate.base).toBeGreaterThan(0);

@@ -15,6 +15,7 @@ import type { Doc } from "../../convex/_generated/dataModel";
 import * as lifecycle from "../../convex/lifecycle";
 import schema from "../../convex/schema";
 import { convexModules } from "../../scripts/lib/inProcess";
+import { type ArmedFailure, failNextCall } from "../../tests/drivers";
 import { E2BEmulator, type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
 import type { RunFinal } from "./chaosMetrics";
 import { ALL_FAULTS, type FaultKind, type StartPlan } from "./chaosPlan";
@@ -39,28 +40,9 @@ export function newChaosConvex() {
   return convexTest({ schema, modules });
 }
 
-type Handler = { _handler: (...a: unknown[]) => unknown };
-
-/** Makes the next call of a registered function throw, once. */
-function armFailure(fn: unknown, onFire?: () => void) {
-  const f = fn as Handler;
-  const original = f._handler;
-  let fired = false;
-  f._handler = async () => {
-    f._handler = original;
-    fired = true;
-    onFire?.();
-    throw new Error("chaos: simulated database failure");
-  };
-  return {
-    get fired() {
-      return fired;
-    },
-    disarm() {
-      if (!fired) f._handler = original;
-    },
-  };
-}
+/** Makes the next call of a registered function throw, once (the suite's own injection). */
+const armFailure = (fn: unknown, onFire?: () => void) =>
+  failNextCall(fn, { message: "chaos: simulated database failure", ...(onFire ? { onFire } : {}) });
 
 export type OursOptions = {
   owners: number;
@@ -170,7 +152,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     injected,
 
     async start(p: StartPlan): Promise<StartOutcome> {
-      const arms: ReturnType<typeof armFailure>[] = [];
+      const arms: ArmedFailure[] = [];
       switch (p.startFault) {
         case "createRunFails":
           arms.push(armFailure(lifecycle.admitStart));
