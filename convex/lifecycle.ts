@@ -13,7 +13,7 @@ import {
   settleKill,
 } from "./model/runs";
 import { endReason, killOutcome, runStatus } from "./model/status";
-import { claimSweepPage } from "./model/sweep";
+import { claimLanePage, laneTicket, releaseLane } from "./model/sweep";
 
 export const createRun = internalMutation({
   args: { ownerId: v.string(), template: v.string(), idempotencyKey: v.optional(v.string()) },
@@ -85,8 +85,17 @@ export const recordKill = internalMutation({
 });
 
 export const claimSweep = internalMutation({
-  args: {},
-  handler: (ctx) => claimSweepPage(ctx),
+  args: { lane: v.optional(laneTicket) },
+  handler: (ctx, args) => claimLanePage(ctx, args.lane),
+});
+
+export const releaseSweepLane = internalMutation({
+  args: { lane: laneTicket },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    await releaseLane(ctx, args.lane);
+    return null;
+  },
 });
 
 export const recordSweep = internalMutation({

