@@ -69,11 +69,16 @@ const json502 = (res: http.ServerResponse) => {
 /** E2B's proxy in front of a live sandbox answering 502 "not found" (it does, intermittently). */
 const proxyNotFound = () => listen((_req, res) => json502(res));
 
-/** The user killed envd inside their sandbox: the command's connection drops, /health answers 502. */
+/**
+ * The user killed envd inside their sandbox: the command's stream starts, then its connection
+ * drops, and E2B's proxy answers envd's /health with 502 (nothing listens on its port).
+ */
 const envdKilled = () =>
   listen((req, res) => {
-    if (req.url?.startsWith("/health")) json502(res);
-    else req.socket.destroy();
+    if (req.url?.startsWith("/health")) return json502(res);
+    res.writeHead(200, { "content-type": "application/connect+json" });
+    res.flushHeaders();
+    setTimeout(() => req.socket.destroy(), 20);
   });
 
 /**
