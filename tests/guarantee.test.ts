@@ -2,9 +2,8 @@
 // The guarantee under faults we did not pick (issue 8, with issue 12's fixes): no run is marked
 // ended while its sandbox may still live, and no deployment kills another's sandbox. One story
 // per finding; each names the promise it keeps and failed on the code before its fix.
-// Faults the emulator does not (yet) inject are made here by small loopback servers placed in
-// front of it: E2B's proxy answering "not found" for a live sandbox, envd dying under a command,
-// a list that applies only part of its metadata filter, a request that never answers.
+// Faults the emulator does not inject are made here by small loopback servers: envd dying under
+// a running command, a list that omits a sandbox being killed, a request that never answers.
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -66,9 +65,6 @@ const json502 = (res: http.ServerResponse) => {
   res.end(JSON.stringify({ code: 502, message: "The sandbox was not found" }));
 };
 
-/** E2B's proxy in front of a live sandbox answering 502 "not found" (it does, intermittently). */
-const proxyNotFound = () => listen((_req, res) => json502(res));
-
 /**
  * The user killed envd inside their sandbox: the command's stream starts, then its connection
  * drops, and E2B's proxy answers envd's /health with 502 (nothing listens on its port).
@@ -82,20 +78,13 @@ const envdKilled = () =>
   });
 
 /**
- * Forwards every request to the emulator, changing only list calls: `ignoreRunId` drops the
- * run-id pair from the metadata filter (E2B applying only part of a filter — a renamed filter
- * parameter has done this before); `hide` leaves sandboxes out of the answer (E2B omits a
- * sandbox being killed, or still being created).
+ * Forwards every request to the emulator, leaving the `hide` sandboxes out of list answers (E2B
+ * omits a sandbox being killed, whose VM may still run).
  */
-const controlPlane = (o: { ignoreRunId?: boolean; hide?: string[] }) =>
+const controlPlane = (o: { hide: string[] }) =>
   listen((req, res) => {
     const u = new URL(req.url!, "http://x");
     const isList = req.method === "GET" && u.pathname === "/v2/sandboxes";
-    const metadata = u.searchParams.get("metadata");
-    if (isList && o.ignoreRunId && metadata !== null) {
-      const kept = metadata.split("&").filter((pair) => !pair.startsWith(`${TAG_RUN_ID}=`));
-      u.searchParams.set("metadata", kept.join("&"));
-    }
     const body: Buffer[] = [];
     req.on("data", (c: Buffer) => body.push(c));
     req.on("end", () => {
@@ -109,7 +98,7 @@ const controlPlane = (o: { ignoreRunId?: boolean; hide?: string[] }) =>
           headers: { ...req.headers, host: target.host },
         },
         (r) => {
-          if (!(isList && o.hide && r.statusCode === 200)) {
+          if (!(isList && r.statusCode === 200)) {
             res.writeHead(r.statusCode ?? 502, r.headers);
             r.pipe(res);
             return;
@@ -120,7 +109,7 @@ const controlPlane = (o: { ignoreRunId?: boolean; hide?: string[] }) =>
             const items = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { sandboxID: string }[];
             const { "content-length": _, ...headers } = r.headers;
             res.writeHead(200, headers);
-            res.end(JSON.stringify(items.filter((s) => !o.hide!.includes(s.sandboxID))));
+            res.end(JSON.stringify(items.filter((s) => !o.hide.includes(s.sandboxID))));
           });
         },
       );
@@ -151,7 +140,7 @@ async function activeRunsOf(owner: string) {
 describe("1 · a run ends sandbox_gone only on the control plane's word", () => {
   it("promise: no run ends while its sandbox lives — E2B's proxy says 'not found' during a command", async () => {
     const { sandboxRunId, sandboxId } = await start();
-    vi.stubEnv("E2B_SANDBOX_URL", (await proxyNotFound()).url);
+    emu.envdFault({ kind: "proxy502" }); // E2B's proxy: 502 "The sandbox was not found", intermittently
     const err = await convexErrorOf(runCommand(sandboxRunId));
     expect(err.code).toBe("E2B_UNAVAILABLE");
     expect(emu.isAlive(sandboxId)).toBe(true);
@@ -260,7 +249,7 @@ describe("3 · every value sent to E2B is within E2B's bounds", () => {
 describe("4 · every kill by tag checks the listed tags itself", () => {
   it("promise: one run's kill never touches another's sandbox — E2B ignores the run-id part of a filter", async () => {
     const b = await start(bob());
-    vi.stubEnv("E2B_API_URL", (await controlPlane({ ignoreRunId: true })).url);
+    emu.fault("list", { ignoreMetadataKeys: [TAG_RUN_ID] });
     emu.fault("create", { dropResponse: true }); // alice's create answer is lost: her start kills by tag
     await expect(start()).rejects.toThrow();
     expect(emu.isAlive(b.sandboxId)).toBe(true);
@@ -275,33 +264,37 @@ describe("4 · every kill by tag checks the listed tags itself", () => {
 
 describe("5 · the grace window covers the longest a create can still land", () => {
   it("promise: no run ends while its sandbox may still appear — a create E2B finishes 70 s after we gave up", async () => {
-    emu.fault("create", { status: 502, message: "bad gateway" }); // the LB gave up; E2B keeps going
+    // A load balancer gives up with 502 while E2B keeps working: the sandbox appears 70 s later.
+    emu.fault("create", { status: 502, message: "bad gateway", landAfterMs: 70_000 });
     await expect(start()).rejects.toThrow();
     const [run] = await allRuns(t);
-    const steps = [BOOT_MS + 1, 70_000 - BOOT_MS - 1];
-    clock.advance(steps[0]!);
+    for (const at of [BOOT_MS + 1, 70_000 + 1]) {
+      clock.advance(at - (Date.now() - run!.createdAt));
+      await sweep();
+      await reconcile();
+      expect(isTerminal((await getRun(t, run!._id)).status)).toBe(false);
+    }
+    const [late] = emu.alive();
+    expect(late!.metadata[TAG_RUN_ID]).toBe(run!._id); // it landed
+    clock.advance(GRACE_MS - 70_000);
     await sweep();
-    await reconcile();
-    expect(isTerminal((await getRun(t, run!._id)).status)).toBe(false);
-    clock.advance(steps[1]!);
-    const late = emu.seed({ metadata: tagged(run!._id), timeoutMs: BOOT_MS + 60_000 }); // it lands now
-    clock.advance(GRACE_MS - 70_000 + 1);
-    await sweep();
-    expect(emu.isAlive(late.sandboxID)).toBe(false);
+    expect(emu.isAlive(late!.sandboxID)).toBe(false);
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
 
-  it("a create landing later still is reaped by the reconciler within grace + one sweep", async () => {
-    emu.fault("create", { status: 502, message: "bad gateway" });
+  it("a create landing later still (beyond E2B's deadline) is reaped by the reconciler within grace + one sweep", async () => {
+    emu.fault("create", { status: 502, message: "bad gateway", landAfterMs: 2 * GRACE_MS });
     await expect(start()).rejects.toThrow();
     const [run] = await allRuns(t);
     clock.advance(GRACE_MS + 1);
     await sweep();
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed" });
-    const later = emu.seed({ metadata: tagged(run!._id), timeoutMs: 3_600_000 });
+    clock.advance(GRACE_MS); // it lands now
+    const [later] = emu.alive();
+    expect(later).toBeDefined();
     clock.advance(GRACE_MS + 1);
     await reconcile();
-    expect(emu.isAlive(later.sandboxID)).toBe(false);
+    expect(emu.isAlive(later!.sandboxID)).toBe(false);
   });
 
   it("a grace window below the floor is refused at configuration", async () => {
