@@ -12,7 +12,7 @@ import {
 } from "./chaosPlan";
 import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
 
-export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
+export type StartOutcome = { ok: true; runId: string; sandboxId?: string } | { ok: false; code: string };
 
 export interface Strategy {
   readonly name: string;
@@ -25,6 +25,10 @@ export interface Strategy {
   /** The user's page pings; "done" when the run is no longer live (the page stops pinging). */
   heartbeat(p: StartPlan, runId: string): Promise<"continue" | "done">;
   stop(p: StartPlan, runId: string): Promise<void>;
+  /** The user runs one command in their sandbox; answers an outcome label. Optional. */
+  command?(p: StartPlan, runId: string): Promise<string>;
+  /** The secondDeployment fault: another deployment sharing the E2B key starts a run. Optional. */
+  otherDeploymentStart?(p: StartPlan): Promise<boolean>;
   /** One cron tick: every sweep the strategy has, with its continuations drained. */
   sweep(): Promise<void>;
   /** Every run terminal? */
@@ -67,10 +71,12 @@ export type WorkloadResult = {
   injected: Record<FaultKind, number>;
   staleCreateFaults: number;
   /** real time spent in each kind of step, s */
-  wallByStep: { starts: number; stops: number; heartbeats: number; sweeps: number };
+  wallByStep: { starts: number; stops: number; heartbeats: number; sweeps: number; commands: number };
   /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
   clientTimeouts: Record<string, number>;
   orphans: OrphanReport;
+  /** the user's commands, by outcome */
+  commands: Record<string, number>;
   extra: Record<string, number | string>;
 };
 
@@ -81,6 +87,12 @@ const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
   createResponseLost: { dropResponse: true },
   recordStartRefusalFails: { status: 429, message: "chaos: rate limited" },
 };
+
+/** The create fault of a start: createLandsLate's delay is drawn per start. */
+function createFaultOf(p: StartPlan): FaultSpec | undefined {
+  if (p.startFault === "createLandsLate") return { dropResponse: true, landAfterMs: p.landAfterMs ?? 0 };
+  return p.startFault ? CREATE_FAULT[p.startFault] : undefined;
+}
 
 /**
  * killTimeout: E2B answers (and performs the kill) only `timeoutSlackMs` after the client's
@@ -96,11 +108,13 @@ function backgroundFault(
 ): { endpoint: "kill" | "list"; spec: FaultSpec } {
   if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
   if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
+  if (b === "killFakeSuccess") return { endpoint: "kill", spec: { fakeSuccess: true } };
+  if (b === "listIgnoresRunId") return { endpoint: "list", spec: { ignoreMetadataKeys: ["convexRunId"] } };
   return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
 }
 
-/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat), then index. */
-type Ev = { at: number; kind: 0 | 1 | 2; i: number };
+/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat < command), then index. */
+type Ev = { at: number; kind: 0 | 1 | 2 | 3; i: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -188,10 +202,17 @@ export async function runWorkload(
     const heap = new Heap();
     for (const p of plans) heap.push({ at: p.at, kind: 0, i: p.index });
     const runIds = new Map<number, string>();
+    const sandboxIds = new Map<number, string>();
+    const commands: Record<string, number> = {};
     const planned = zero();
     const injectedE2B = zero();
-    /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
-    const createdBy: number[] = [];
+    /** the start whose create made each sandbox (E2B publishes a late-landing one later) */
+    const createdBy = new Map<string, number>();
+    let creating: number | undefined;
+    const offCreated = emu.onLifecycle((e) => {
+      if (e.type === "created" && creating !== undefined && !createdBy.has(e.sandboxId))
+        createdBy.set(e.sandboxId, creating);
+    });
     let startsOk = 0;
     let startsDone = 0;
     let startsFailed = 0;
@@ -206,7 +227,7 @@ export async function runWorkload(
     let drainedAt = Number.NaN;
     let lastReport = performance.now();
 
-    const wallByStep = { starts: 0, stops: 0, heartbeats: 0, sweeps: 0 };
+    const wallByStep = { starts: 0, stops: 0, heartbeats: 0, sweeps: 0, commands: 0 };
     /** Waits until E2B has answered every late-answered (killTimeout) call made since `from`. */
     const settle = async (from: number) => {
       for (let k = from; k < emu.calls.length; k++) {
@@ -227,7 +248,12 @@ export async function runWorkload(
         wallByStep.sweeps += (performance.now() - t) / 1000;
         sweeps++;
         nextSweep += o.sweepIntervalMs;
-        if (startsDone === plans.length && emu.alive().length === 0 && (await strat.allRunsTerminal())) {
+        if (
+          startsDone === plans.length &&
+          emu.alive().length === 0 &&
+          emu.pendingCreates().length === 0 &&
+          (await strat.allRunsTerminal())
+        ) {
           drained = true;
           drainedAt = o.clock.now();
           break;
@@ -252,13 +278,25 @@ export async function runWorkload(
           const f = backgroundFault(b, o.requestTimeoutMs);
           emu.fault(f.endpoint, f.spec);
         }
-        const createFault = p.startFault ? CREATE_FAULT[p.startFault] : undefined;
+        const createFault = createFaultOf(p);
         if (p.startFault) planned[p.startFault]++;
         if (createFault) emu.fault("create", createFault);
         const before = emu.calls.length;
         const t = performance.now();
+        creating = p.index;
         const r = await strat.start(p);
         await settle(before);
+        creating = undefined;
+        // A create still in flight at E2B belongs to this start, whenever it lands.
+        if (p.startFault === "createLandsLate")
+          for (const s of emu.pendingCreates())
+            if (!createdBy.has(s.sandboxID)) createdBy.set(s.sandboxID, p.index);
+        if (p.runFaults.includes("secondDeployment") && strat.otherDeploymentStart) {
+          planned.secondDeployment++;
+          const b = performance.now();
+          if (await strat.otherDeploymentStart(p)) injectedE2B.secondDeployment++;
+          wallByStep.starts += (performance.now() - b) / 1000;
+        } else if (p.runFaults.includes("secondDeployment")) planned.secondDeployment++;
         wallByStep.starts += (performance.now() - t) / 1000;
         startsDone++;
         let faultedCreates = 0;
@@ -266,7 +304,6 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
         }
         if (createFault) {
           if (faultedCreates > 0) injectedE2B[p.startFault!]++;
@@ -275,6 +312,9 @@ export async function runWorkload(
         if (r.ok) {
           startsOk++;
           runIds.set(p.index, r.runId);
+          if (r.sandboxId !== undefined) sandboxIds.set(p.index, r.sandboxId);
+          if (p.commandAfterMs !== undefined && strat.command)
+            heap.push({ at: p.at + p.commandAfterMs, kind: 3, i: p.index });
           const b = p.behaviour;
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
@@ -282,6 +322,25 @@ export async function runWorkload(
         } else {
           startsFailed++;
         }
+        for (const f of p.runFaults) if (f !== "secondDeployment") planned[f]++;
+      } else if (ev!.kind === 3) {
+        // ---- the user's command, with the run's data-plane faults
+        const sandboxId = sandboxIds.get(p.index);
+        const live = sandboxId !== undefined && emu.isAlive(sandboxId);
+        if (live && p.runFaults.includes("proxyNotFound")) {
+          emu.envdFault({ kind: "proxy502" });
+          injectedE2B.proxyNotFound++;
+        }
+        if (live && p.runFaults.includes("envdKilled")) {
+          emu.killEnvd(sandboxId);
+          injectedE2B.envdKilled++;
+        }
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        const outcome = await strat.command!(p, runIds.get(p.index)!);
+        await settle(callsBefore);
+        wallByStep.commands += (performance.now() - t) / 1000;
+        commands[outcome] = (commands[outcome] ?? 0) + 1;
       } else if (ev!.kind === 1) {
         stopsIssued++;
         const callsBefore = emu.calls.length;
@@ -304,23 +363,45 @@ export async function runWorkload(
     }
 
     const endAt = o.clock.now();
-    // Faults that E2B actually served (background ones hit whichever call came next).
+    offCreated();
+    // Faults that E2B actually served (background ones hit whichever call came next), and the
+    // kill faults each sandbox met, for the per-fault breakdown.
+    const killFaults = new Map<string, FaultKind>();
     for (const c of emu.calls) {
       if (!c.fault) continue;
-      if (c.endpoint === "kill") injectedE2B[c.fault.delayMs !== undefined ? "killTimeout" : "kill500"]++;
-      else if (c.endpoint === "list") injectedE2B.list500++;
+      if (c.endpoint === "kill") {
+        const k: FaultKind = c.fault.fakeSuccess
+          ? "killFakeSuccess"
+          : c.fault.delayMs !== undefined
+            ? "killTimeout"
+            : "kill500";
+        injectedE2B[k]++;
+        if (c.sandboxID !== undefined && killFaults.get(c.sandboxID) !== "killFakeSuccess")
+          killFaults.set(c.sandboxID, k);
+      } else if (c.endpoint === "list")
+        injectedE2B[c.fault.ignoreMetadataKeys ? "listIgnoresRunId" : "list500"]++;
     }
+    /** The fault a sandbox's story is charged to: a kill fault it met, else its start's faults. */
+    const chargedTo = (sandboxId: string, start: number | undefined): string => {
+      const k = killFaults.get(sandboxId);
+      if (k) return k;
+      const p = start !== undefined ? plans[start] : undefined;
+      return p?.startFault ?? p?.runFaults[0] ?? "(none)";
+    };
     const injected = zero();
     for (const k of ALL_FAULTS) injected[k] = injectedE2B[k] + strat.injected[k];
     // recordStartRefusalFails is both a 429 and a failed record: count it once, when the record threw.
     injected.recordStartRefusalFails = strat.injected.recordStartRefusalFails;
 
     const all = emu.all();
-    const lives: SandboxLife[] = all.map((s, k) => ({
+    const lives: SandboxLife[] = all.map((s) => ({
       sandboxId: s.sandboxID,
-      runId: strat.runOfSandbox(s, createdBy[k]),
+      runId: strat.runOfSandbox(s, createdBy.get(s.sandboxID)),
       startedAt: s.startedAt,
       diedAt: s.diedAt,
+      fault: s.metadata.convexNamespace?.endsWith("-b")
+        ? "secondDeployment"
+        : chargedTo(s.sandboxID, createdBy.get(s.sandboxID)),
     }));
     const finals = await strat.finalRuns();
     const byEndpoint: Record<string, number> = {};
@@ -345,6 +426,7 @@ export async function runWorkload(
       clientTimeouts,
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      commands,
       extra: await strat.extra(),
     };
   }

@@ -15,12 +15,16 @@ import type { Doc } from "../../convex/_generated/dataModel";
 import * as lifecycle from "../../convex/lifecycle";
 import schema from "../../convex/schema";
 import { convexModules } from "../../scripts/lib/inProcess";
-import { E2BEmulator, type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
+import { type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
+import { startEmulatorWithEnvd } from "../../tests/emulator/envd";
 import type { RunFinal } from "./chaosMetrics";
 import { ALL_FAULTS, type FaultKind, type StartPlan } from "./chaosPlan";
 import type { StartOutcome, Strategy } from "./chaosDriver";
 
 const API_KEY = "e2b_chaos_key";
+/** The second deployment of the secondDeployment fault: same E2B key, its own namespace. */
+const OTHER_NAMESPACE = "chaos-b";
+const OTHER_PREFIX = "b:";
 /** Nothing listens on port 1: connections are refused at once. */
 const DEAD_URL = "http://127.0.0.1:1";
 
@@ -96,7 +100,12 @@ export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Recor
 }
 
 export async function oursStrategy(o: OursOptions): Promise<Strategy> {
-  const emu = await E2BEmulator.start({ apiKey: API_KEY, clock: () => Date.now() });
+  // envd answers the users' commands from a script: nothing runs on this machine.
+  const emu = await startEmulatorWithEnvd({
+    apiKey: API_KEY,
+    clock: () => Date.now(),
+    envd: { runMode: "scripted", script: () => ({ stdout: "ok\n" }) },
+  });
   const restoreE2BEnv = useEmulatorEnv(emu, API_KEY);
   const env = oursEnv(o);
   const savedEnv = Object.keys(env).map((k) => [k, process.env[k]] as const);
@@ -149,6 +158,40 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     ...(await t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived),
   ];
 
+  // The second deployment: its own database and users, the same E2B key and emulator, its own
+  // namespace. Its functions run only while process.env says so, and every one of its
+  // scheduled continuations is drained before the env is switched back. The emulator calls it
+  // makes are remembered, so that a kill of one deployment's sandbox by the other shows.
+  let other:
+    | {
+        t: ReturnType<typeof newChaosConvex>;
+        users: ReturnType<ReturnType<typeof newChaosConvex>["withIdentity"]>[];
+      }
+    | undefined;
+  const otherWindows: [number, number][] = [];
+  const asOther = async <T>(fn: (o: NonNullable<typeof other>) => Promise<T>): Promise<T> => {
+    other ??= (() => {
+      const ot = newChaosConvex();
+      return {
+        t: ot,
+        users: Array.from({ length: 10 }, (_, i) => ot.withIdentity({ subject: `other-user-${i}` })),
+      };
+    })();
+    const saved = process.env.SANDBOX_NAMESPACE;
+    process.env.SANDBOX_NAMESPACE = OTHER_NAMESPACE;
+    const from = emu.calls.length;
+    try {
+      const r = await fn(other);
+      await other.t.finishAllScheduledFunctions(() => {}, 1_000_000);
+      return r;
+    } finally {
+      otherWindows.push([from, emu.calls.length]);
+      process.env.SANDBOX_NAMESPACE = saved;
+    }
+  };
+  const otherRuns = async () =>
+    other ? (await other.t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived) : [];
+
   return {
     name: "ours",
     emu,
@@ -186,7 +229,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       try {
         const r = await users[p.owner]!.action(api.actions.startSandboxRun.startSandboxRun, {});
-        return { ok: true, runId: r.sandboxRunId };
+        return { ok: true, runId: r.sandboxRunId, sandboxId: r.sandboxId };
       } catch (err) {
         const code = (err as { data?: { code?: string } }).data?.code ?? "thrown";
         counters.startErrors[code] = (counters.startErrors[code] ?? 0) + 1;
@@ -216,6 +259,29 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
     },
 
+    async command(p, runId) {
+      try {
+        await users[p.owner]!.action(api.actions.runCommand.runCommand, {
+          sandboxRunId: runId,
+          command: "echo ok",
+        });
+        return "ok";
+      } catch (err) {
+        return (err as { data?: { code?: string } }).data?.code ?? "thrown";
+      }
+    },
+
+    async otherDeploymentStart(p) {
+      return asOther(async (o) => {
+        try {
+          await o.users[p.index % o.users.length]!.action(api.actions.startSandboxRun.startSandboxRun, {});
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    },
+
     async sweep() {
       // Both crons fire every minute; run one after the other (a valid interleaving, and a
       // deterministic one), each with its self-scheduled continuations drained.
@@ -232,10 +298,25 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       await drain();
       await prune();
+      if (other) {
+        await asOther(async (o) => {
+          for (const cron of [
+            internal.actions.killIdleSandboxes.killIdleSandboxes,
+            internal.actions.reconcileSandboxes.reconcileSandboxes,
+          ]) {
+            try {
+              await o.t.action(cron, {});
+            } catch {
+              counters.sweepErrors++;
+            }
+            await o.t.finishAllScheduledFunctions(() => {}, 1_000_000);
+          }
+        });
+      }
     },
 
     async allRunsTerminal() {
-      return t.run(async (ctx) => {
+      const mine = await t.run(async (ctx) => {
         for (const status of ["booting", "running", "stopping"] as const) {
           const one = await ctx.db
             .query("sandboxRuns")
@@ -245,18 +326,24 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         }
         return true;
       });
+      return mine && (await otherRuns()).every((r) => r.final.terminal);
     },
 
     async finalRuns(): Promise<RunFinal[]> {
-      return (await allRuns()).map((a) => a.final);
+      const theirs = (await otherRuns()).map((a) => ({ ...a.final, runId: OTHER_PREFIX + a.final.runId }));
+      return [...(await allRuns()).map((a) => a.final), ...theirs];
     },
 
     runOfSandbox(s: EmulatedSandbox) {
-      return s.metadata.convexRunId;
+      const runId = s.metadata.convexRunId;
+      return runId !== undefined && s.metadata.convexNamespace === OTHER_NAMESPACE
+        ? OTHER_PREFIX + runId
+        : runId;
     },
 
     async extra() {
       const runs = await allRuns();
+      const theirRuns = (await otherRuns()).length;
       const x = await t.run(async (ctx) => {
         const kills = await ctx.db
           .query("runEvents")
@@ -291,6 +378,19 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         "sandboxes killed by the reconciler": x.reconcileKills,
         "ended runs pruned from the table (harness)": archive.length,
         "stop / heartbeat / sweep action errors": `${counters.stopErrors} / ${counters.heartbeatErrors} / ${counters.sweepErrors}`,
+        "second deployment: its runs / kills of the other's sandboxes, ours→theirs / theirs→ours": (() => {
+          const ns = new Map(emu.all().map((s) => [s.sandboxID, s.metadata.convexNamespace]));
+          const inOther = (k: number) => otherWindows.some(([a, b]) => k >= a && k < b);
+          let oursKilledTheirs = 0;
+          let theirsKilledOurs = 0;
+          emu.calls.forEach((c, k) => {
+            if (c.endpoint !== "kill" || c.sandboxID === undefined) return;
+            const target = ns.get(c.sandboxID);
+            if (target === OTHER_NAMESPACE && !inOther(k)) oursKilledTheirs++;
+            if (target !== OTHER_NAMESPACE && target !== undefined && inOther(k)) theirsKilledOurs++;
+          });
+          return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
+        })(),
       };
     },
 

@@ -14,15 +14,30 @@ export const START_FAULTS = [
   "markRunRunningFails", // step 4 throws (seed: its one update throws)
   "recordKillFails", // step 4 throws AND the failure path's record throws
   "recordStartRefusalFails", // create refused (429) AND the refusal's record throws
+  "createLandsLate", // the create's answer is lost; E2B lands the sandbox up to 70 s after the client gave up
 ] as const;
 export type StartFault = (typeof START_FAULTS)[number];
 
 /** Faults queued on the strategy's emulator when start i is issued; they hit the NEXT such call. */
-export const BACKGROUND_FAULTS = ["kill500", "killTimeout", "list500"] as const;
+export const BACKGROUND_FAULTS = [
+  "kill500",
+  "killTimeout",
+  "list500",
+  "listIgnoresRunId", // E2B applies only the namespace part of a metadata filter
+  "killFakeSuccess", // E2B answers 204 to a kill without killing (only a later list can tell)
+] as const;
 export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 
-export type FaultKind = StartFault | BackgroundFault;
-export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS];
+/** Faults in the life of run i after its start, each drawn independently at the rate. */
+export const RUN_FAULTS = [
+  "proxyNotFound", // E2B's proxy answers 502 "sandbox not found" to the user's command while the sandbox lives
+  "envdKilled", // the user kills envd inside their sandbox before their command
+  "secondDeployment", // a second deployment (own namespace, same E2B key) starts a sandbox alongside
+] as const;
+export type RunFault = (typeof RUN_FAULTS)[number];
+
+export type FaultKind = StartFault | BackgroundFault | RunFault;
+export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS, ...RUN_FAULTS];
 
 export type Behaviour =
   | { kind: "idle" } // never touches the run after the start: the idle sweep ends it
@@ -36,6 +51,11 @@ export type StartPlan = {
   startFault?: StartFault;
   background: BackgroundFault[];
   behaviour: Behaviour;
+  runFaults: RunFault[];
+  /** createLandsLate: how long after the create's arrival E2B lands the sandbox (simulated ms) */
+  landAfterMs?: number;
+  /** the user runs one command this long after the start (simulated ms), if at all */
+  commandAfterMs?: number;
 };
 
 /** sfc32: small, fast, well distributed; seeded through splitmix32. */
@@ -107,6 +127,13 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
+    // A third stream, so that adding these left every earlier draw of start i unchanged.
+    const r = prng(mix(o.seed, i, 3));
+    const runFaults = RUN_FAULTS.filter(() => r() < o.faultRate);
+    const landAfterMs = Math.round(r() * 70_000);
+    const dataPlane = runFaults.includes("proxyNotFound") || runFaults.includes("envdKilled");
+    // Data-plane faults need a command to hit; 10 % of other users run one too.
+    const command = dataPlane || r() < 0.1;
     plans.push({
       index: i,
       at,
@@ -114,6 +141,9 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       ...(startFault ? { startFault } : {}),
       background,
       behaviour,
+      runFaults,
+      ...(startFault === "createLandsLate" ? { landAfterMs } : {}),
+      ...(command ? { commandAfterMs: 30_000 } : {}),
     });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);
   }
