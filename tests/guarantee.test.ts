@@ -18,6 +18,7 @@ import {
   GRACE_MS,
   NAMESPACE,
   newConvex,
+  peakKillsInFlight,
   t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
@@ -316,20 +317,14 @@ describe("6 · at most SANDBOX_SWEEP_PARALLEL_PAGES sweep lanes, across cron tic
     for (let i = 0; i < 24; i++) ids.push(await start());
     clock.advance(IDLE_MS + 1);
     emu.setLatency("kill", 40);
-    let peak = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
-    }, 2);
-    try {
+    const peak = await peakKillsInFlight(async () => {
       const first = sweep();
       const draining = t.finishAllScheduledFunctions(() => {});
       await new Promise((r) => setTimeout(r, 20));
       const second = sweep(); // the next cron tick, while the first tick's lanes still drain
       await Promise.all([first, second, draining]);
       await t.finishAllScheduledFunctions(() => {});
-    } finally {
-      clearInterval(sampler);
-    }
+    });
     for (const { sandboxRunId } of ids) expect((await getRun(t, sandboxRunId)).status).toBe("stopped");
     expect(emu.alive()).toHaveLength(0);
     expect(peak).toBeLessThanOrEqual(2 * 2);

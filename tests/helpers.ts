@@ -100,6 +100,20 @@ export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
   );
 }
 
+/** The most kill calls E2B held in flight at once while `fn` ran (sampled every 2 ms). */
+export async function peakKillsInFlight(fn: () => Promise<unknown>): Promise<number> {
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
+  }, 2);
+  try {
+    await fn();
+  } finally {
+    clearInterval(sampler);
+  }
+  return peak;
+}
+
 /** Awaits a promise that must reject and returns what it rejected with. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {

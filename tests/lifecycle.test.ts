@@ -15,6 +15,7 @@ import {
   getRun,
   GRACE_MS,
   NAMESPACE,
+  peakKillsInFlight,
   t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
@@ -266,16 +267,10 @@ describe("killIdleSandboxes", () => {
     for (let i = 0; i < 40; i++) ids.push(await start());
     clock.advance(IDLE_MS + 1);
     emu.setLatency("kill", 20);
-    let peak = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
-    }, 2);
-    try {
+    const peak = await peakKillsInFlight(async () => {
       expect(await sweep()).toMatchObject({ killed: 5, more: true });
       await t.finishAllScheduledFunctions(() => {});
-    } finally {
-      clearInterval(sampler);
-    }
+    });
     for (const { sandboxRunId } of ids) expect((await getRun(t, sandboxRunId)).status).toBe("stopped");
     expect(emu.alive()).toHaveLength(0);
     expect(emu.callCount("kill")).toBe(40);

@@ -119,16 +119,14 @@ export const reconcileSandboxes = internalAction({
       // may have been expired or killed by E2B. Ask E2B about each (getInfo, then a kill of our
       // own) before ending the run, as many as the time left allows (two calls each).
       const waves = Math.floor((ACTION_BUDGET_MS - spent()) / (2 * callBoundMs(c)));
-      const limit = Math.min(reconcileListLimit(c) * MAX_PAGES_PER_PASS, waves * c.killConcurrency);
-      const missing =
-        limit > 0
-          ? await ctx.runQuery(internal.reconcile.runsMissingFromList, {
-              listedIds,
-              listedAt,
-              graceMs: c.reconcileGraceMs,
-              limit,
-            })
-          : [];
+      const missing = (
+        await ctx.runQuery(internal.reconcile.runsMissingFromList, {
+          listedIds,
+          listedAt,
+          graceMs: c.reconcileGraceMs,
+          limit: reconcileListLimit(c) * MAX_PAGES_PER_PASS,
+        })
+      ).slice(0, Math.max(0, waves * c.killConcurrency)); // the rest: the next complete pass
       const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({
         ...m,
         state: await confirmSandboxGone(c, m.sandboxId),
