@@ -9,6 +9,8 @@
 // failure path's kill fails with a refused connection, without touching the emulator's fault
 // queues), and recordKill throws. From E2B's and the database's side that is exactly an action
 // that vanished after its create returned: a tagged sandbox, a "booting" run without sandboxId.
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { convexTest } from "convex-test";
 import { api, internal } from "../../convex/_generated/api";
 import type { Doc } from "../../convex/_generated/dataModel";
@@ -25,6 +27,42 @@ const API_KEY = "e2b_chaos_key";
 /** The second deployment of the secondDeployment fault: same E2B key, its own namespace. */
 const OTHER_NAMESPACE = "chaos-b";
 const OTHER_PREFIX = "b:";
+/** Query parameter the second deployment's path to E2B adds to every call, so its calls are known. */
+const OTHER_MARK = "chaosDeployment=b";
+
+/**
+ * The second deployment's way to E2B: a loopback forwarder that marks each request with
+ * OTHER_MARK (E2B ignores unknown query parameters; the emulator records the query), so the
+ * report can tell whose call killed what even when a call arrives after its caller gave up.
+ */
+async function markingForwarder(target: string): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    const path = req.url!.includes("?") ? `${req.url}&${OTHER_MARK}` : `${req.url}?${OTHER_MARK}`;
+    const up = http.request(
+      { host: to.hostname, port: to.port, method: req.method, path, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on("error", () => req.socket.destroy());
+    res.on("close", () => {
+      if (!res.writableEnded) up.destroy(); // the caller gave up: so does the forwarded call
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
 /** Nothing listens on port 1: connections are refused at once. */
 const DEAD_URL = "http://127.0.0.1:1";
 
@@ -158,35 +196,36 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     ...(await t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived),
   ];
 
-  // The second deployment: its own database and users, the same E2B key and emulator, its own
-  // namespace. Its functions run only while process.env says so, and every one of its
-  // scheduled continuations is drained before the env is switched back. The emulator calls it
-  // makes are remembered, so that a kill of one deployment's sandbox by the other shows.
+  // The second deployment: its own database and users, the same E2B key and emulator (reached
+  // through a forwarder that marks its calls), its own namespace. Its functions run only while
+  // process.env says so, and every one of its scheduled continuations is drained before the env
+  // is switched back.
   let other:
     | {
         t: ReturnType<typeof newChaosConvex>;
         users: ReturnType<ReturnType<typeof newChaosConvex>["withIdentity"]>[];
+        forwarder: Awaited<ReturnType<typeof markingForwarder>>;
       }
     | undefined;
-  const otherWindows: [number, number][] = [];
   const asOther = async <T>(fn: (o: NonNullable<typeof other>) => Promise<T>): Promise<T> => {
-    other ??= (() => {
+    if (!other) {
       const ot = newChaosConvex();
-      return {
+      other = {
         t: ot,
         users: Array.from({ length: 10 }, (_, i) => ot.withIdentity({ subject: `other-user-${i}` })),
+        forwarder: await markingForwarder(emu.url),
       };
-    })();
-    const saved = process.env.SANDBOX_NAMESPACE;
+    }
+    const saved = { ns: process.env.SANDBOX_NAMESPACE, url: process.env.E2B_API_URL };
     process.env.SANDBOX_NAMESPACE = OTHER_NAMESPACE;
-    const from = emu.calls.length;
+    process.env.E2B_API_URL = other.forwarder.url;
     try {
       const r = await fn(other);
       await other.t.finishAllScheduledFunctions(() => {}, 1_000_000);
       return r;
     } finally {
-      otherWindows.push([from, emu.calls.length]);
-      process.env.SANDBOX_NAMESPACE = saved;
+      process.env.SANDBOX_NAMESPACE = saved.ns;
+      process.env.E2B_API_URL = saved.url;
     }
   };
   const otherRuns = async () =>
@@ -380,21 +419,22 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         "stop / heartbeat / sweep action errors": `${counters.stopErrors} / ${counters.heartbeatErrors} / ${counters.sweepErrors}`,
         "second deployment: its runs / kills of the other's sandboxes, ours→theirs / theirs→ours": (() => {
           const ns = new Map(emu.all().map((s) => [s.sandboxID, s.metadata.convexNamespace]));
-          const inOther = (k: number) => otherWindows.some(([a, b]) => k >= a && k < b);
           let oursKilledTheirs = 0;
           let theirsKilledOurs = 0;
-          emu.calls.forEach((c, k) => {
-            if (c.endpoint !== "kill" || c.sandboxID === undefined) return;
+          for (const c of emu.calls) {
+            if (c.endpoint !== "kill" || c.sandboxID === undefined) continue;
             const target = ns.get(c.sandboxID);
-            if (target === OTHER_NAMESPACE && !inOther(k)) oursKilledTheirs++;
-            if (target !== OTHER_NAMESPACE && target !== undefined && inOther(k)) theirsKilledOurs++;
-          });
+            const byOther = c.query?.includes(OTHER_MARK) === true;
+            if (target === OTHER_NAMESPACE && !byOther) oursKilledTheirs++;
+            if (target !== OTHER_NAMESPACE && target !== undefined && byOther) theirsKilledOurs++;
+          }
           return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
         })(),
       };
     },
 
     async close() {
+      await other?.forwarder.close();
       restoreE2BEnv();
       for (const [k, v] of savedEnv) {
         if (v === undefined) delete process.env[k];
