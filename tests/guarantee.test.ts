@@ -452,3 +452,32 @@ describe("E2B's states: a 404 is not always 'gone'", () => {
     expect(emu.callCount("list")).toBe(0); // refused: nothing to look for
   });
 });
+
+// ------------------------------------------------------------------ what is assumed of E2B (README)
+
+describe("what the promise assumes of E2B, and how far it holds when E2B errs", () => {
+  it("a kill answering success without killing: the reconciler kills the sandbox within grace + one sweep", async () => {
+    const { sandboxRunId, sandboxId } = await start();
+    clock.advance(GRACE_MS + 1);
+    emu.fault("kill", { fakeSuccess: true }); // E2B says killed but did not
+    await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId });
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
+    expect(emu.isAlive(sandboxId)).toBe(true); // the one case where a run ends while its sandbox lives
+    clock.advance(60_000); // the next reconcile tick
+    await reconcile();
+    expect(emu.isAlive(sandboxId)).toBe(false);
+  });
+
+  it("a kill that failed after E2B dropped the sandbox: 404 on retry ends the run; E2B's reaper ends the VM within ~80 s", async () => {
+    const { sandboxRunId, sandboxId } = await start();
+    emu.fault("kill", { applied: true }); // 500, but the store entry is gone
+    await alice().action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId });
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping" }); // a failed kill never ends a run
+    clock.advance(10_000);
+    await sweep(); // the retry answers 404: E2B's word that it is gone
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
+    expect(emu.orphanedVms().map((s) => s.sandboxID)).toEqual([sandboxId]);
+    clock.advance(80_000);
+    expect(emu.orphanedVms()).toHaveLength(0);
+  });
+});
