@@ -103,12 +103,24 @@ describe("reconcileSandboxes", () => {
     expect(emu.isAlive(paused.sandboxID)).toBe(false);
   });
 
+  it("a list page failing once (timeout, 5xx) is tried again within the pass; a refusal (429) is not", async () => {
+    const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    clock.advance(GRACE_MS + 1);
+    emu.fault("list", { status: 500 });
+    expect(await reconcile()).toMatchObject({ listFailed: false, orphansKilled: 1 });
+    expect(emu.isAlive(orphan.sandboxID)).toBe(false);
+    const calls = emu.callCount("list");
+    emu.fault("list", { status: 429 });
+    expect(await reconcile()).toMatchObject({ listFailed: true });
+    expect(emu.callCount("list")).toBe(calls + 1);
+  });
+
   it("a failing list changes nothing; the next pass succeeds", async () => {
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     const { sandboxRunId } = await start();
     clock.advance(GRACE_MS + 1);
     await t.run((ctx) => ctx.db.patch(sandboxRunId, { lastActivityAt: Date.now() }));
-    emu.fault("list", { status: 500 });
+    emu.fault("list", { status: 500, times: 3 }); // every try of this pass
     const before = await getRun(t, sandboxRunId);
     const r1 = await reconcile();
     expect(r1.listFailed).toBe(true);

@@ -13,6 +13,13 @@ import {
 
 /** Pages listed per invocation; a longer listing continues in a rescheduled invocation. */
 const MAX_PAGES_PER_PASS = 10;
+/**
+ * Tries of one list page within a pass when it fails transiently (timeout, 5xx, a dropped
+ * connection): a pass stops at its first failed page, and the oldest sandboxes — those a lost
+ * or faked kill left behind — sit on its last pages, so one flaky answer must not cost them a
+ * whole sweep interval. Refusals (429, auth) are not retried.
+ */
+const LIST_TRIES = 3;
 
 /**
  * The list page size: E2B's maximum (100), or less when one page's calls — the list, then its
@@ -72,7 +79,12 @@ export const reconcileSandboxes = internalAction({
     let token = args.nextToken;
     let pages = 0;
     do {
-      const page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
+      let page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
+      for (let tries = 1; !page.ok && tries < LIST_TRIES; tries++) {
+        const transient = ["timeout", "unavailable", "other"].includes(page.failure.kind);
+        if (!transient || spent() + pageWorstMs(c) > ACTION_BUDGET_MS) break;
+        page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
+      }
       if (!page.ok) {
         r.listFailed = true;
         console.warn(
