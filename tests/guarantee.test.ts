@@ -445,8 +445,11 @@ describe("E2B's states: a 404 is not always 'gone'", () => {
   });
 
   it("an unknown template at E2B is a refusal (INVALID_TEMPLATE), never SANDBOX_GONE", async () => {
-    emu.fault("create", { status: 404, message: "template 'base' not found" });
-    const err = await convexErrorOf(start());
+    // On this deployment's allow-list, but the E2B team has no such template: E2B answers 404.
+    vi.stubEnv("SANDBOX_TEMPLATES", "base,ruby");
+    const err = await convexErrorOf(
+      alice().action(api.actions.startSandboxRun.startSandboxRun, { template: "ruby" }),
+    );
     expect(err.code).toBe("INVALID_TEMPLATE");
     expect((await allRuns(t))[0]).toMatchObject({ status: "failed", endReason: "start_failed" });
     expect(emu.callCount("list")).toBe(0); // refused: nothing to look for
