@@ -132,10 +132,19 @@ describe("reconcileSandboxes", () => {
     expect(emu.isAlive(orphan.sandboxID)).toBe(false);
   });
 
-  it("a kill that fails is retried by the next pass", async () => {
+  it("a kill that fails is tried once more within the pass", async () => {
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     clock.advance(GRACE_MS + 1);
     emu.fault("kill", { status: 502 });
+    expect(await reconcile()).toMatchObject({ orphansKilled: 1, killFailures: 0 });
+    expect(emu.isAlive(orphan.sandboxID)).toBe(false);
+    expect(emu.callCount("kill")).toBe(2);
+  });
+
+  it("a kill that fails twice is retried by the next pass", async () => {
+    const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    clock.advance(GRACE_MS + 1);
+    emu.fault("kill", { status: 502, times: 2 });
     expect(await reconcile()).toMatchObject({ orphansKilled: 0, killFailures: 1 });
     expect(emu.isAlive(orphan.sandboxID)).toBe(true);
     expect(await reconcile()).toMatchObject({ orphansKilled: 1 });

@@ -108,6 +108,17 @@ export const reconcileSandboxes = internalAction({
           ...o,
           kill: await killSandboxSafely(c, o.sandboxId),
         }));
+        // A kill that failed transiently is tried once more now, if the pass has the time: the
+        // next chance is a sweep interval away, and a 404 on the retry is as good as a kill.
+        const again = results.filter(
+          (x) => x.kill.outcome === "failed" && x.kill.kind !== "rate_limited" && x.kill.kind !== "auth",
+        );
+        const retryMs = Math.ceil(again.length / c.killConcurrency) * callBoundMs(c);
+        if (again.length > 0 && spent() + retryMs + pageWorstMs(c) <= ACTION_BUDGET_MS) {
+          await mapWithConcurrency(again, c.killConcurrency, async (x) => {
+            x.kill = await killSandboxSafely(c, x.sandboxId);
+          });
+        }
         if (results.length > 0)
           await ctx.runMutation(internal.reconcile.recordOrphanKillResults, { results });
         r.orphansKilled += results.filter((x) => x.kill.outcome === "killed").length;
