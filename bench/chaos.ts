@@ -16,8 +16,8 @@ import { DEFAULT_E2B_BACKOFF_MS } from "../convex/model/admission";
 import type { WorkloadResult } from "./lib/chaosDriver";
 import { oursEnv } from "./lib/chaosOurs";
 import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
-import { type ChaosOptions, SWEEP_INTERVAL_MS, T0 } from "./lib/chaosWorker";
-import { graceFloorMs } from "../convex/model/config";
+import { type ChaosOptions, T0 } from "./lib/chaosWorker";
+import { graceFloorMs, SWEEP_INTERVAL_MS } from "../convex/model/config";
 
 // ------------------------------------------------------------------ options
 const argv = process.argv.slice(2);

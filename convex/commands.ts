@@ -1,8 +1,9 @@
 // Internal steps of runCommand (actions/runCommand.ts).
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
 import { commandOutput, commandStatus } from "./schema";
 import { getOwnedRun } from "./model/access";
+import { fail } from "./model/errors";
 import { touchRun } from "./model/activity";
 import { logEvent } from "./model/runs";
 
@@ -12,10 +13,7 @@ export const begin = internalMutation({
   handler: async (ctx, args) => {
     const run = await getOwnedRun(ctx, args.ownerId, args.sandboxRunId);
     if (run.status !== "running" || run.sandboxId === undefined) {
-      throw new ConvexError({
-        code: "RUN_NOT_RUNNING",
-        message: `The run is ${run.status}; commands need a running run`,
-      });
+      throw fail("RUN_NOT_RUNNING", `The run is ${run.status}; commands need a running run`);
     }
     await touchRun(ctx, run);
     const commandId = await ctx.db.insert("commands", {
@@ -44,10 +42,10 @@ export const finish = internalMutation({
   },
   returns: v.null(),
   handler: async (ctx, { commandId, sandboxExpiresAt, ...result }) => {
-    const cmd = await ctx.db.get(commandId);
+    const cmd = await ctx.db.get("commands", commandId);
     if (!cmd || cmd.status !== "running") return null;
-    await ctx.db.patch(commandId, result);
-    const run = await ctx.db.get(cmd.runId);
+    await ctx.db.patch("commands", commandId, result);
+    const run = await ctx.db.get("sandboxRuns", cmd.runId);
     if (run) {
       if (run.status === "running") await touchRun(ctx, run, sandboxExpiresAt);
       await logEvent(ctx, run, {

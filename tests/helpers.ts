@@ -20,12 +20,12 @@ export const TEST_ENV = {
   SANDBOX_BOOT_TIMEOUT_MS: "60000",
   SANDBOX_IDLE_TIMEOUT_MS: "600000",
   SANDBOX_MAX_LIFETIME_MS: "3600000",
-  SANDBOX_SWEEP_INTERVAL_MS: "60000",
   E2B_REQUEST_TIMEOUT_MS: "5000",
   // Quotas out of the way unless a test is about them.
   E2B_CREATES_PER_SECOND: "1000",
   SANDBOX_MAX_ACTIVE_PER_USER: "100",
   SANDBOX_STARTS_PER_MINUTE_PER_USER: "1000",
+  SANDBOX_MAX_QUEUED_STARTS_PER_USER: "100",
 } as const;
 
 /** The grace window under TEST_ENV: its floor (create-slot wait + E2B's 70 s create deadline + our request bound). */
@@ -114,6 +114,15 @@ export async function peakKillsInFlight(fn: () => Promise<unknown>): Promise<num
   return peak;
 }
 
+/**
+ * Captures console.warn for the rest of the test: an expected warning is asserted, not printed
+ * (useHarness restores console afterwards). Returns the lines warned so far.
+ */
+export function captureWarnings(): () => string[] {
+  const spy = vi.spyOn(console, "warn").mockImplementation(() => {});
+  return () => spy.mock.calls.map((args) => args.map(String).join(" "));
+}
+
 /** Awaits a promise that must reject and returns what it rejected with. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -160,4 +169,9 @@ export function useHarness(env: Record<string, string> = {}) {
     vi.useRealTimers();
     vi.unstubAllEnvs();
   });
+}
+
+/** True when a string holds no lone surrogate (String#isWellFormed, which this TS lib lacks). */
+export function isWellFormed(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }

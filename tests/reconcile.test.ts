@@ -16,6 +16,7 @@ import {
   TAG_NAMESPACE,
   TAG_RUN_ID,
   useHarness,
+  captureWarnings,
 } from "./helpers";
 
 const IDLE_MS = 600_000;
@@ -116,6 +117,7 @@ describe("reconcileSandboxes", () => {
   });
 
   it("a failing list changes nothing; the next pass succeeds", async () => {
+    const warned = captureWarnings();
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     const { sandboxRunId } = await start();
     clock.advance(GRACE_MS + 1);
@@ -124,6 +126,7 @@ describe("reconcileSandboxes", () => {
     const before = await getRun(t, sandboxRunId);
     const r1 = await reconcile();
     expect(r1.listFailed).toBe(true);
+    expect(warned()).toContainEqual(expect.stringContaining("reconcile: list failed (unavailable"));
     expect(emu.isAlive(orphan.sandboxID)).toBe(true);
     expect(await getRun(t, sandboxRunId)).toEqual(before);
     expect(await orphans()).toHaveLength(0);

@@ -9,6 +9,7 @@ import {
   killSandboxSafely,
   listTaggedSandboxes,
   mapWithConcurrency,
+  sweepsIdleWithoutKey,
 } from "../lib/e2b.sdk";
 
 /** Pages listed per invocation; a longer listing continues in a rescheduled invocation. */
@@ -76,6 +77,7 @@ export const reconcileSandboxes = internalAction({
       sandboxesGone: 0,
       more: false,
     };
+    if (sweepsIdleWithoutKey(c)) return r;
     let token = args.nextToken;
     let pages = 0;
     do {

@@ -1,16 +1,17 @@
 "use node";
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import { action } from "../_generated/server";
-import { checkCommand, requireOwner } from "../model/access";
+import { checkCommand } from "../model/access";
+import { ownerAction } from "../model/functions";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { confirmSandboxGone, runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { commandOutput } from "../schema";
+import { fail } from "../model/errors";
 
 const result = v.object({
   commandId: v.id("commands"),
-  status: v.union(v.literal("finished"), v.literal("timed_out")),
+  status: v.union(v.literal("finished"), v.literal("timed_out"), v.literal("output_limit")),
   ...commandOutput,
   durationMs: v.number(),
 });
@@ -19,11 +20,11 @@ const result = v.object({
  * Runs a shell command in the caller's running sandbox (owner only) with a timeout, stores the
  * command record (exit code, duration, capped output) and counts as activity.
  */
-export const runCommand = action({
+export const runCommand = ownerAction({
   args: { sandboxRunId: v.string(), command: v.string(), timeoutMs: v.optional(v.number()) },
   returns: result,
   handler: async (ctx, args): Promise<typeof result.type> => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const c = getConfig();
     const timeoutMs = checkCommand(args.command, args.timeoutMs);
     const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } =
@@ -62,13 +63,13 @@ export const runCommand = action({
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });
-        throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+        throw fail("SANDBOX_GONE");
       }
       if (r.outcome === "gone") {
-        throw new ConvexError({
-          code: "E2B_UNAVAILABLE",
-          message: "The sandbox did not answer; it is still running, retry the command or stop the run",
-        });
+        throw fail(
+          "E2B_UNAVAILABLE",
+          "The sandbox did not answer; it is still running, retry the command or stop the run",
+        );
       }
       throw toCallerError(r.failure);
     }

@@ -1,9 +1,30 @@
 import { z } from "zod";
-import { ConvexError } from "convex/values";
+import { env } from "../_generated/server";
+import { fail } from "./errors";
 
 // Every knob this backend reads, validated once per distinct environment. Convex fixes a
 // deployment's env for the life of a process, so in production this parses exactly once;
 // tests that change env get a fresh parse.
+
+/**
+ * How often both sweeps run. The one source for convex/crons.ts and every lifetime derived from
+ * it: a cron's interval is fixed at deploy time, so this is code, not env.
+ */
+export const SWEEP_INTERVAL_MS = 60_000;
+
+/** Convex's limit on one document, and on one Node action's run time. */
+export const DOCUMENT_LIMIT_BYTES = 1024 * 1024;
+export const ACTION_LIMIT_MS = 10 * 60_000;
+/** Time an action keeps for itself besides E2B calls (mutations, scheduling). */
+const ACTION_MARGIN_MS = 30_000;
+/** E2B calls a command makes besides running: connect, kill on timeout or cap, and its wait for the end. */
+export const COMMAND_OVERHEAD_REQUESTS = 3;
+/** Bytes a command record holds besides its output: the command (10,000 chars, ≤ 4 bytes each) and fields. */
+const COMMAND_RECORD_OVERHEAD_BYTES = 4 * 10_000 + 16 * 1024;
+/** stdout and stderr at their caps plus everything else must fit one document. */
+export const MAX_COMMAND_OUTPUT_BYTES_LIMIT = Math.floor(
+  (DOCUMENT_LIMIT_BYTES - COMMAND_RECORD_OVERHEAD_BYTES) / 2,
+);
 
 const ms = (name: string, def: number, min = 1_000) =>
   z.coerce
@@ -53,7 +74,6 @@ const envSchema = z.object({
     .int("SANDBOX_RECONCILE_GRACE_MS must be a whole number of milliseconds")
     .min(1_000, "SANDBOX_RECONCILE_GRACE_MS must be at least 1000 ms")
     .optional(),
-  SANDBOX_SWEEP_INTERVAL_MS: ms("SANDBOX_SWEEP_INTERVAL_MS", 60_000),
   SANDBOX_SWEEP_PAGE_SIZE: int("SANDBOX_SWEEP_PAGE_SIZE", 100, 1, 1_000),
   SANDBOX_KILL_CONCURRENCY: int("SANDBOX_KILL_CONCURRENCY", 16, 1, 256),
   SANDBOX_SWEEP_PARALLEL_PAGES: int("SANDBOX_SWEEP_PARALLEL_PAGES", 4, 1, 32),
@@ -71,7 +91,13 @@ const envSchema = z.object({
     .default(1),
   SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS: ms("SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS", 15_000, 0),
   SANDBOX_COMMAND_TIMEOUT_MS: ms("SANDBOX_COMMAND_TIMEOUT_MS", 60_000),
-  SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int("SANDBOX_COMMAND_OUTPUT_MAX_BYTES", 64 * 1024, 1, 512 * 1024),
+  SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int(
+    "SANDBOX_COMMAND_OUTPUT_MAX_BYTES",
+    64 * 1024,
+    1,
+    MAX_COMMAND_OUTPUT_BYTES_LIMIT,
+  ),
+  SANDBOX_MAX_QUEUED_STARTS_PER_USER: int("SANDBOX_MAX_QUEUED_STARTS_PER_USER", 1, 1, 100),
   SANDBOX_RETENTION_DAYS: int("SANDBOX_RETENTION_DAYS", 30, 1, 3_650),
 });
 
@@ -96,6 +122,7 @@ export type Config = {
   heartbeatWriteIntervalMs: number;
   commandTimeoutMs: number;
   commandOutputMaxBytes: number;
+  maxQueuedStartsPerUser: number;
   retentionMs: number;
 };
 
@@ -188,11 +215,11 @@ export function graceFloorMs(c: Pick<Config, "e2bRequestTimeoutMs">): number {
   return MAX_CREATE_WAIT_MS + E2B_CREATE_DEADLINE_MS + callBoundMs(c);
 }
 
-const invalid = (message: string) => new ConvexError({ code: "CONFIG_INVALID", message });
+const invalid = (message: string) => fail("CONFIG_INVALID", message);
 
 export function getConfig(): Config {
   const raw: Record<string, string | undefined> = {};
-  for (const k of KEYS) raw[k] = process.env[k] === "" ? undefined : process.env[k];
+  for (const k of KEYS) raw[k] = env[k] === "" ? undefined : env[k];
   const key = JSON.stringify(raw);
   if (cached?.key === key) return cached.config;
 
@@ -201,7 +228,7 @@ export function getConfig(): Config {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? "environment");
     // Names the variable, never echoes its value (it could be a secret).
-    throw new ConvexError({ code: "CONFIG_INVALID", message: `${variable}: ${issue.message}` });
+    throw fail("CONFIG_INVALID", `${variable}: ${issue.message}`);
   }
   const e = parsed.data;
   if (e.SANDBOX_MAX_LIFETIME_MS < e.SANDBOX_IDLE_TIMEOUT_MS) {
@@ -226,7 +253,7 @@ export function getConfig(): Config {
   for (const [name, value] of [
     ["SANDBOX_MAX_LIFETIME_MS", e.SANDBOX_MAX_LIFETIME_MS],
     ["SANDBOX_IDLE_TIMEOUT_MS", e.SANDBOX_IDLE_TIMEOUT_MS + e.SANDBOX_LIFETIME_SLACK_MS],
-    ["SANDBOX_BOOT_TIMEOUT_MS", e.SANDBOX_BOOT_TIMEOUT_MS + e.SANDBOX_SWEEP_INTERVAL_MS],
+    ["SANDBOX_BOOT_TIMEOUT_MS", e.SANDBOX_BOOT_TIMEOUT_MS + SWEEP_INTERVAL_MS],
   ] as const) {
     if (value > plan) {
       throw invalid(`${name}: the E2B lifetime it implies (${value} ms) exceeds E2B_PLAN_MAX_LIFETIME_MS`);
@@ -238,7 +265,17 @@ export function getConfig(): Config {
   if (startCalls > ACTION_BUDGET_MS) {
     throw invalid(`E2B_REQUEST_TIMEOUT_MS: a start's E2B calls could outlast an action's time limit`);
   }
-  // A command: connect, the command itself, then a probe and a kill when the sandbox seems gone.
+  // A command (connect, run, kill, record) must fit one Node action.
+  const commandBudgetMs = e.SANDBOX_COMMAND_TIMEOUT_MS + COMMAND_OVERHEAD_REQUESTS * e.E2B_REQUEST_TIMEOUT_MS;
+  if (commandBudgetMs > ACTION_LIMIT_MS - ACTION_MARGIN_MS) {
+    throw fail(
+      "CONFIG_INVALID",
+      `SANDBOX_COMMAND_TIMEOUT_MS: plus ${COMMAND_OVERHEAD_REQUESTS} × E2B_REQUEST_TIMEOUT_MS must be at most ${
+        ACTION_LIMIT_MS - ACTION_MARGIN_MS
+      } ms (a Node action runs at most 10 minutes)`,
+    );
+  }
+  // And when the command path says "not found": a probe and a kill, each up to its call bound.
   if (e.SANDBOX_COMMAND_TIMEOUT_MS + 4 * call > ACTION_BUDGET_MS) {
     throw invalid(
       `SANDBOX_COMMAND_TIMEOUT_MS: with E2B_REQUEST_TIMEOUT_MS, a command could outlast an action's time limit ` +
@@ -254,7 +291,7 @@ export function getConfig(): Config {
     maxLifetimeMs: e.SANDBOX_MAX_LIFETIME_MS,
     lifetimeSlackMs: e.SANDBOX_LIFETIME_SLACK_MS,
     reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? floor, e.SANDBOX_BOOT_TIMEOUT_MS),
-    sweepIntervalMs: e.SANDBOX_SWEEP_INTERVAL_MS,
+    sweepIntervalMs: SWEEP_INTERVAL_MS,
     sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
     killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
     sweepParallelPages: e.SANDBOX_SWEEP_PARALLEL_PAGES,
@@ -266,6 +303,7 @@ export function getConfig(): Config {
     heartbeatWriteIntervalMs: e.SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS,
     commandTimeoutMs: e.SANDBOX_COMMAND_TIMEOUT_MS,
     commandOutputMaxBytes: e.SANDBOX_COMMAND_OUTPUT_MAX_BYTES,
+    maxQueuedStartsPerUser: e.SANDBOX_MAX_QUEUED_STARTS_PER_USER,
     retentionMs: e.SANDBOX_RETENTION_DAYS * 24 * 3_600_000,
   };
   cached = { key, config };
