@@ -163,7 +163,7 @@ async function takeLanes(
     const row = byLane.get(lane);
     if (row && row.leasedUntil > now) continue;
     const generation = (row?.generation ?? 0) + 1;
-    if (row) await ctx.db.patch(row._id, { generation, leasedUntil: until });
+    if (row) await ctx.db.patch("sweepLanes", row._id, { generation, leasedUntil: until });
     else await ctx.db.insert("sweepLanes", { lane, generation, leasedUntil: until });
     out.push({ lane, generation });
   }
@@ -192,7 +192,7 @@ export async function claimLanePage(ctx: MutationCtx, ticket: LaneTicket | undef
   const mine = ticket ? (await laneRow(ctx, ticket)) && ticket : (await takeLanes(ctx, c, now, 1, lease))[0];
   if (!mine) return { kills: [], extends: [], more: false, lane: null, opened: [] };
   const row = await laneRow(ctx, mine);
-  await ctx.db.patch(row!._id, { leasedUntil: lease });
+  await ctx.db.patch("sweepLanes", row!._id, { leasedUntil: lease });
   const page = await claimSweepPage(ctx);
   const opened = page.more && !ticket ? await takeLanes(ctx, c, now, c.sweepParallelPages - 1, lease) : [];
   return { ...page, lane: mine, opened };
@@ -201,5 +201,5 @@ export async function claimLanePage(ctx: MutationCtx, ticket: LaneTicket | undef
 /** A lane whose sweep has nothing more to do is free at once for the next tick. */
 export async function releaseLane(ctx: MutationCtx, ticket: LaneTicket) {
   const row = await laneRow(ctx, ticket);
-  if (row) await ctx.db.patch(row._id, { leasedUntil: 0 });
+  if (row) await ctx.db.patch("sweepLanes", row._id, { leasedUntil: 0 });
 }
