@@ -440,8 +440,12 @@ describe("E2B's states: a 404 is not always 'gone'", () => {
     clock.advance(6 * 60_000 + 1_000);
     await t.run((ctx) => ctx.db.patch(sandboxRunId as Id<"sandboxRuns">, { lastActivityAt: Date.now() }));
     await sweep();
+    // Not ended: E2B still has it (paused). The kill is owed, and only its answer ends the run.
     expect(emu.get(sandboxId)).toMatchObject({ state: "paused" });
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping" });
+    await sweep();
+    expect(emu.isAlive(sandboxId)).toBe(false);
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
   });
 
   it("an unknown template at E2B is a refusal (INVALID_TEMPLATE), never SANDBOX_GONE", async () => {

@@ -2,7 +2,12 @@
 // stops and cron sweeps, replayed identically against each strategy. It injects the E2B-side
 // faults (on the strategy's own emulator); the strategy injects its database-side faults.
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import type { E2BEmulator, EmulatedSandbox, FaultSpec } from "../../tests/emulator/e2bEmulator";
+import type {
+  E2BEmulator,
+  EmulatedSandbox,
+  FaultSpec,
+  LifecycleEvent,
+} from "../../tests/emulator/e2bEmulator";
 import {
   ALL_FAULTS,
   type BackgroundFault,
@@ -11,6 +16,7 @@ import {
   type StartPlan,
 } from "./chaosPlan";
 import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
+import { meterSandboxes, pauseReport, type PauseReport, returnAt } from "./chaosPauseMetrics";
 
 export type StartOutcome = { ok: true; runId: string; sandboxId?: string } | { ok: false; code: string };
 
@@ -29,6 +35,11 @@ export interface Strategy {
   command?(p: StartPlan, runId: string): Promise<string>;
   /** The secondDeployment fault: another deployment sharing the E2B key starts a run. Optional. */
   otherDeploymentStart?(p: StartPlan): Promise<boolean>;
+  /**
+   * The user comes back to an idle run (resumeSandboxRun for ours; absent: a heartbeat).
+   * `resumed` when E2B was asked to resume it, with the call's wall time.
+   */
+  resume?(p: StartPlan, runId: string): Promise<{ live: boolean; resumed: boolean; wallMs: number }>;
   /** One cron tick: every sweep the strategy has, with its continuations drained. */
   sweep(): Promise<void>;
   /** Every run terminal? */
@@ -50,6 +61,8 @@ export type DriverOptions = {
   requestTimeoutMs: number;
   /** give up this long after the last start if the workload has not drained */
   drainBoundMs: number;
+  /** the pausing strategy's SANDBOX_PAUSED_RETENTION_MS, for the "paused past retention" count */
+  pausedRetentionMs: number;
   progress?: (msg: string) => void;
 };
 
@@ -77,6 +90,7 @@ export type WorkloadResult = {
   orphans: OrphanReport;
   /** the user's commands, by outcome */
   commands: Record<string, number>;
+  pause: PauseReport;
   extra: Record<string, number | string>;
 };
 
@@ -105,16 +119,51 @@ function createFaultOf(p: StartPlan): FaultSpec | undefined {
 function backgroundFault(
   b: BackgroundFault,
   requestTimeoutMs: number,
-): { endpoint: "kill" | "list"; spec: FaultSpec } {
-  if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
-  if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
-  if (b === "killFakeSuccess") return { endpoint: "kill", spec: { fakeSuccess: true } };
-  if (b === "listIgnoresRunId") return { endpoint: "list", spec: { ignoreMetadataKeys: ["convexRunId"] } };
-  return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
+): { endpoint: "kill" | "list" | "pause" | "connect"; spec: FaultSpec } {
+  const err = { status: 500, message: "chaos: internal error" };
+  const late = { delayMs: requestTimeoutMs + 20 };
+  switch (b) {
+    case "kill500":
+      return { endpoint: "kill", spec: err };
+    case "killTimeout":
+      return { endpoint: "kill", spec: late };
+    case "list500":
+      return { endpoint: "list", spec: err };
+    case "pause500":
+      return { endpoint: "pause", spec: err };
+    case "pauseTimeout":
+      return { endpoint: "pause", spec: late };
+    case "pauseResponseLost":
+      return { endpoint: "pause", spec: { dropResponse: true } };
+    case "resume500":
+      return { endpoint: "connect", spec: err };
+    case "resumeTimeout":
+      return { endpoint: "connect", spec: late };
+    case "resumeResponseLost":
+      return { endpoint: "connect", spec: { dropResponse: true } };
+    case "killFakeSuccess":
+      return { endpoint: "kill", spec: { fakeSuccess: true } };
+    case "listIgnoresRunId":
+      return { endpoint: "list", spec: { ignoreMetadataKeys: ["convexRunId"] } };
+  }
 }
 
-/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat < command), then index. */
-type Ev = { at: number; kind: 0 | 1 | 2 | 3; i: number };
+/** Which background faults a strategy's emulator gets: pause/resume ones only where it resumes. */
+const PAUSE_FAULTS: readonly BackgroundFault[] = [
+  "pause500",
+  "pauseTimeout",
+  "pauseResponseLost",
+  "resume500",
+  "resumeTimeout",
+  "resumeResponseLost",
+];
+const RESUME_FAULTS: readonly BackgroundFault[] = ["resume500", "resumeTimeout", "resumeResponseLost"];
+
+/**
+ * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < command),
+ * then index. A heartbeat carries when the user's current active spell ends.
+ */
+type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4; i: number; until?: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -206,12 +255,17 @@ export async function runWorkload(
     const commands: Record<string, number> = {};
     const planned = zero();
     const injectedE2B = zero();
-    /** the start whose create made each sandbox (E2B publishes a late-landing one later) */
+    /** the start whose create made each sandbox (E2B publishes a late-landing one later), and when */
     const createdBy = new Map<string, number>();
+    const createdAt = new Map<string, number>(); // a resumed sandbox's startedAt is its resume
     let creating: number | undefined;
-    const offCreated = emu.onLifecycle((e) => {
-      if (e.type === "created" && creating !== undefined && !createdBy.has(e.sandboxId))
-        createdBy.set(e.sandboxId, creating);
+    const resumeWallMs: number[] = [];
+    const lifecycle: LifecycleEvent[] = [];
+    const unlisten = emu.onLifecycle((e) => {
+      lifecycle.push(e);
+      if (e.type !== "created") return;
+      if (!createdAt.has(e.sandboxId)) createdAt.set(e.sandboxId, e.at);
+      if (creating !== undefined && !createdBy.has(e.sandboxId)) createdBy.set(e.sandboxId, creating);
     });
     let startsOk = 0;
     let startsDone = 0;
@@ -274,6 +328,8 @@ export async function runWorkload(
       if (ev!.kind === 0) {
         // ---- a start, with its planned faults
         for (const b of p.background) {
+          if (PAUSE_FAULTS.includes(b) && !strat.resume) continue;
+          if (RESUME_FAULTS.includes(b)) continue; // queued when this run's user comes back
           planned[b]++;
           const f = backgroundFault(b, o.requestTimeoutMs);
           emu.fault(f.endpoint, f.spec);
@@ -314,16 +370,19 @@ export async function runWorkload(
           runIds.set(p.index, r.runId);
           if (r.sandboxId !== undefined) sandboxIds.set(p.index, r.sandboxId);
           if (p.commandAfterMs !== undefined && strat.command)
-            heap.push({ at: p.at + p.commandAfterMs, kind: 3, i: p.index });
+            heap.push({ at: p.at + p.commandAfterMs, kind: 4, i: p.index });
           const b = p.behaviour;
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
-          if (o.heartbeatEveryMs < until) heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index });
+          if (o.heartbeatEveryMs < until)
+            heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index, until: p.at + until });
+          const back = returnAt(p);
+          if (back !== undefined) heap.push({ at: back, kind: 3, i: p.index });
         } else {
           startsFailed++;
         }
         for (const f of p.runFaults) if (f !== "secondDeployment") planned[f]++;
-      } else if (ev!.kind === 3) {
+      } else if (ev!.kind === 4) {
         // ---- the user's command, with the run's data-plane faults
         const sandboxId = sandboxIds.get(p.index);
         const live = sandboxId !== undefined && emu.isAlive(sandboxId);
@@ -348,27 +407,54 @@ export async function runWorkload(
         await strat.stop(p, runIds.get(p.index)!);
         await settle(callsBefore);
         wallByStep.stops += (performance.now() - t) / 1000;
+      } else if (ev!.kind === 3) {
+        // The user is back: resume (or ping), then active for a while.
+        const runId = runIds.get(p.index)!;
+        // Resume faults at the fault rate per return (queued at the start, they would outnumber resumes).
+        for (const b of p.background) {
+          if (!RESUME_FAULTS.includes(b) || !strat.resume) continue;
+          planned[b]++;
+          const f = backgroundFault(b, o.requestTimeoutMs);
+          emu.fault(f.endpoint, f.spec);
+        }
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        let live: boolean;
+        if (strat.resume) {
+          const r = await strat.resume(p, runId);
+          live = r.live;
+          if (r.resumed) resumeWallMs.push(r.wallMs);
+        } else {
+          heartbeats++;
+          live = (await strat.heartbeat(p, runId)) === "continue";
+        }
+        await settle(callsBefore);
+        wallByStep.heartbeats += (performance.now() - t) / 1000;
+        const until = ev!.at + p.returnActiveMs!;
+        if (live && ev!.at + o.heartbeatEveryMs < until)
+          heap.push({ at: ev!.at + o.heartbeatEveryMs, kind: 2, i: p.index, until });
       } else {
         heartbeats++;
-        const b = p.behaviour;
-        const until = p.at + (b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0);
+        const until = ev!.until!;
         const t = performance.now();
         const next =
           (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue"
             ? ev!.at + o.heartbeatEveryMs
             : Number.POSITIVE_INFINITY;
         wallByStep.heartbeats += (performance.now() - t) / 1000;
-        if (next < until) heap.push({ at: next, kind: 2, i: p.index });
+        if (next < until) heap.push({ at: next, kind: 2, i: p.index, until });
       }
     }
 
     const endAt = o.clock.now();
-    offCreated();
+    emu.tick(); // lands lazy expiries up to the end
+    unlisten();
     // Faults that E2B actually served (background ones hit whichever call came next), and the
     // kill faults each sandbox met, for the per-fault breakdown.
     const killFaults = new Map<string, FaultKind>();
     for (const c of emu.calls) {
       if (!c.fault) continue;
+      const kind = c.fault.delayMs !== undefined ? "Timeout" : c.fault.dropResponse ? "ResponseLost" : "500";
       if (c.endpoint === "kill") {
         const k: FaultKind = c.fault.fakeSuccess
           ? "killFakeSuccess"
@@ -380,6 +466,8 @@ export async function runWorkload(
           killFaults.set(c.sandboxID, k);
       } else if (c.endpoint === "list")
         injectedE2B[c.fault.ignoreMetadataKeys ? "listIgnoresRunId" : "list500"]++;
+      else if (c.endpoint === "pause") injectedE2B[`pause${kind}`]++;
+      else if (c.endpoint === "connect") injectedE2B[`resume${kind}`]++;
     }
     /** The fault a sandbox's story is charged to: a kill fault it met, else its start's faults. */
     const chargedTo = (sandboxId: string, start: number | undefined): string => {
@@ -397,13 +485,26 @@ export async function runWorkload(
     const lives: SandboxLife[] = all.map((s) => ({
       sandboxId: s.sandboxID,
       runId: strat.runOfSandbox(s, createdBy.get(s.sandboxID)),
-      startedAt: s.startedAt,
+      startedAt: createdAt.get(s.sandboxID) ?? s.startedAt, // the emulator resets startedAt on a resume, as E2B does
       diedAt: s.diedAt,
       fault: s.metadata.convexNamespace?.endsWith("-b")
         ? "secondDeployment"
         : chargedTo(s.sandboxID, createdBy.get(s.sandboxID)),
     }));
     const finals = await strat.finalRuns();
+    const { meters, meterMismatches } = meterSandboxes(emu, lifecycle, endAt);
+    const pause = pauseReport({
+      meters,
+      meterMismatches,
+      sandboxRun: lives.map((l) => l.runId),
+      runIndex: new Map([...runIds].map(([i, id]) => [id, i])),
+      plans,
+      finals,
+      resumeWallMs,
+      retentionMs: o.pausedRetentionMs,
+      sweepIntervalMs: o.sweepIntervalMs,
+      endAt,
+    });
     const byEndpoint: Record<string, number> = {};
     for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
     return {
@@ -427,6 +528,7 @@ export async function runWorkload(
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
       commands,
+      pause,
       extra: await strat.extra(),
     };
   }

@@ -117,11 +117,21 @@ export type OursOptions = {
    * run_ended). Their final state is archived for the report first.
    */
   pruneEndedAfterMs: number;
+  /** the idle policy: "kill" (production default) or "pause" */
+  idleAction?: "kill" | "pause";
   env?: Record<string, string>;
 };
 
+/**
+ * Paused runs end only through their retention (or a stop, or the max lifetime): a short one
+ * lets the workload drain within the benchmark's bound. Both policies get the same value.
+ */
+export const CHAOS_PAUSED_RETENTION_MS = 30 * 60_000;
+
 /** The env this run uses; every other knob keeps its production default. */
-export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Record<string, string> {
+export function oursEnv(
+  o: Pick<OursOptions, "requestTimeoutMs" | "env" | "idleAction">,
+): Record<string, string> {
   return {
     SANDBOX_NAMESPACE: "chaos",
     SANDBOX_TEMPLATES: "base",
@@ -134,6 +144,8 @@ export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Recor
     E2B_CREATES_PER_SECOND: "1000",
     // Bounds each E2B call in REAL time: what an injected kill timeout costs.
     E2B_REQUEST_TIMEOUT_MS: String(o.requestTimeoutMs),
+    SANDBOX_IDLE_ACTION: o.idleAction ?? "kill",
+    SANDBOX_PAUSED_RETENTION_MS: String(CHAOS_PAUSED_RETENTION_MS),
     ...(o.env ?? {}),
   };
 }
@@ -160,6 +172,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     stopErrors: 0,
     heartbeatErrors: 0,
     sweepErrors: 0,
+    resumeErrors: {} as Record<string, number>,
   };
   const drain = () => t.finishAllScheduledFunctions(() => {}, 1_000_000);
   type Archived = { final: RunFinal; status: string; endReason: string };
@@ -233,7 +246,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     other ? (await other.t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived) : [];
 
   return {
-    name: "ours",
+    name: o.idleAction === "pause" ? "ours (pause)" : "ours (kill)",
     emu,
     tagOwns: true,
     injected,
@@ -291,6 +304,24 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
     },
 
+    async resume(p, runId) {
+      const before = emu.calls.length;
+      const t0 = performance.now();
+      let live = true;
+      try {
+        await users[p.owner]!.action(api.actions.resumeSandboxRun.resumeSandboxRun, { sandboxRunId: runId });
+      } catch (err) {
+        live = false; // ended, or E2B failed: the user gives up on this run
+        const code = (err as { data?: { code?: string } }).data?.code ?? "thrown";
+        counters.resumeErrors[code] = (counters.resumeErrors[code] ?? 0) + 1;
+      }
+      const wallMs = performance.now() - t0;
+      let resumed = false;
+      for (let k = before; k < emu.calls.length; k++)
+        if (emu.calls[k]!.endpoint === "connect") resumed = true;
+      return { live, resumed: resumed && live, wallMs };
+    },
+
     async stop(p, runId) {
       try {
         await users[p.owner]!.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: runId });
@@ -332,6 +363,12 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       await drain();
       try {
+        await t.action(internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
+      } catch {
+        counters.sweepErrors++;
+      }
+      await drain();
+      try {
         await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
       } catch {
         counters.sweepErrors++;
@@ -357,7 +394,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
 
     async allRunsTerminal() {
       const mine = await t.run(async (ctx) => {
-        for (const status of ["booting", "running", "stopping"] as const) {
+        for (const status of ["booting", "running", "stopping", "pausing", "paused", "resuming"] as const) {
           const one = await ctx.db
             .query("sandboxRuns")
             .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", status))
@@ -431,6 +468,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           }
           return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
         })(),
+        "resume errors seen by callers (run ended, or E2B failed)": fmt(counters.resumeErrors),
       };
     },
 

@@ -25,6 +25,14 @@ export const BACKGROUND_FAULTS = [
   "list500",
   "listIgnoresRunId", // E2B applies only the namespace part of a metadata filter
   "killFakeSuccess", // E2B answers 204 to a kill without killing (only a later list can tell)
+  // Pause and resume faults (only a strategy that pauses ever meets them). Drawn after the
+  // others from the same stream, so the earlier faults of every start are unchanged.
+  "pause500", // E2B answers 500 and does not pause
+  "pauseTimeout", // E2B pauses, but answers only after the client's deadline
+  "pauseResponseLost", // E2B pauses, then the connection drops
+  "resume500", // E2B answers 500 and does not resume
+  "resumeTimeout", // E2B resumes, but answers only after the client's deadline
+  "resumeResponseLost", // E2B resumes, then the connection drops
 ] as const;
 export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 
@@ -56,6 +64,13 @@ export type StartPlan = {
   landAfterMs?: number;
   /** the user runs one command this long after the start (simulated ms), if at all */
   commandAfterMs?: number;
+  /**
+   * The user comes back after being idle this long (not for "stop"), stays active for
+   * `returnActiveMs`, then leaves for good. Drawn from its own stream: the rest of the plan is
+   * the same as without it.
+   */
+  returnAfterIdleMs?: number;
+  returnActiveMs?: number;
 };
 
 /** sfc32: small, fast, well distributed; seeded through splitmix32. */
@@ -127,13 +142,17 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
-    // A third stream, so that adding these left every earlier draw of start i unchanged.
-    const r = prng(mix(o.seed, i, 3));
-    const runFaults = RUN_FAULTS.filter(() => r() < o.faultRate);
-    const landAfterMs = Math.round(r() * 70_000);
+    // A fourth stream, so that adding these left every earlier draw of start i unchanged.
+    const q = prng(mix(o.seed, i, 4));
+    const runFaults = RUN_FAULTS.filter(() => q() < o.faultRate);
+    const landAfterMs = Math.round(q() * 70_000);
     const dataPlane = runFaults.includes("proxyNotFound") || runFaults.includes("envdKilled");
     // Data-plane faults need a command to hit; 10 % of other users run one too.
-    const command = dataPlane || r() < 0.1;
+    const command = dataPlane || q() < 0.1;
+
+    const r = prng(mix(o.seed, i, 3));
+    const returns = behaviour.kind !== "stop" && r() < 0.4;
+    const rMinutes = (lo: number, hi: number) => Math.round((lo + r() * (hi - lo)) * 60_000);
     plans.push({
       index: i,
       at,
@@ -144,6 +163,8 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       runFaults,
       ...(startFault === "createLandsLate" ? { landAfterMs } : {}),
       ...(command ? { commandAfterMs: 30_000 } : {}),
+      // Back after 2–45 idle minutes: before a pause, while paused, after an idle kill or past retention.
+      ...(returns ? { returnAfterIdleMs: rMinutes(2, 45), returnActiveMs: rMinutes(1, 10) } : {}),
     });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);
   }

@@ -9,7 +9,7 @@ import { DEFAULT_E2B_BACKOFF_MS } from "../../convex/model/admission";
 import { SWEEP_INTERVAL_MS } from "../../convex/model/config";
 import { installSimulatedClock } from "../../scripts/lib/inProcess";
 import { runWorkload, type Strategy } from "./chaosDriver";
-import { oursStrategy } from "./chaosOurs";
+import { CHAOS_PAUSED_RETENTION_MS, oursStrategy } from "./chaosOurs";
 import { makePlan } from "./chaosPlan";
 import { seedStrategy } from "./chaosSeedStrategy";
 
@@ -25,6 +25,9 @@ export type ChaosOptions = {
   /** ours: delete runs this long after they ended (convex-test scans whole tables); <0 = never */
   pruneEndedAfterMs: number;
 };
+
+/** Ours under each idle policy, and the seed system's strategy. */
+export type ChaosStrategy = "ours" | "ours-pause" | "seed";
 
 export const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 
@@ -49,7 +52,7 @@ async function warmUp() {
 }
 
 async function main() {
-  const { strategy, options: O } = workerData as { strategy: "ours" | "seed"; options: ChaosOptions };
+  const { strategy, options: O } = workerData as { strategy: ChaosStrategy; options: ChaosOptions };
   let warnings = 0;
   console.warn = () => void warnings++; // ours logs each cleanup it leaves to the sweep: expected under chaos
   const plans = makePlan({
@@ -64,11 +67,12 @@ async function main() {
   await warmUp();
   const clock = installSimulatedClock(T0);
   const strat: Strategy =
-    strategy === "ours"
+    strategy !== "seed"
       ? await oursStrategy({
           owners: O.owners,
           requestTimeoutMs: O.requestTimeoutMs,
           pruneEndedAfterMs: O.pruneEndedAfterMs,
+          idleAction: strategy === "ours-pause" ? "pause" : "kill",
         })
       : await seedStrategy({
           requestTimeoutMs: O.requestTimeoutMs,
@@ -84,6 +88,7 @@ async function main() {
       heartbeatEveryMs: O.heartbeatEveryMs,
       requestTimeoutMs: O.requestTimeoutMs,
       drainBoundMs: O.drainBoundMs,
+      pausedRetentionMs: CHAOS_PAUSED_RETENTION_MS,
       progress: (m) => process.stderr.write(`  … ${m}\n`),
     });
     parentPort!.postMessage({ result, warnings });

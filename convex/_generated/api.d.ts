@@ -14,7 +14,9 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as actions_killIdleSandboxes from "../actions/killIdleSandboxes.js";
+import type * as actions_pauseIdleSandboxes from "../actions/pauseIdleSandboxes.js";
 import type * as actions_reconcileSandboxes from "../actions/reconcileSandboxes.js";
+import type * as actions_resumeSandboxRun from "../actions/resumeSandboxRun.js";
 import type * as actions_runCommand from "../actions/runCommand.js";
 import type * as actions_startSandboxRun from "../actions/startSandboxRun.js";
 import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
@@ -28,12 +30,14 @@ import type * as model_admission from "../model/admission.js";
 import type * as model_config from "../model/config.js";
 import type * as model_errors from "../model/errors.js";
 import type * as model_functions from "../model/functions.js";
+import type * as model_pause from "../model/pause.js";
 import type * as model_reconcile from "../model/reconcile.js";
 import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
 import type * as model_views from "../model/views.js";
+import type * as pauses from "../pauses.js";
 import type * as reconcile from "../reconcile.js";
 import type * as retention from "../retention.js";
 import type * as runs from "../runs.js";
@@ -48,7 +52,9 @@ import type * as runs from "../runs.js";
  */
 declare const fullApi: ApiFromModules<{
   "actions/killIdleSandboxes": typeof actions_killIdleSandboxes;
+  "actions/pauseIdleSandboxes": typeof actions_pauseIdleSandboxes;
   "actions/reconcileSandboxes": typeof actions_reconcileSandboxes;
+  "actions/resumeSandboxRun": typeof actions_resumeSandboxRun;
   "actions/runCommand": typeof actions_runCommand;
   "actions/startSandboxRun": typeof actions_startSandboxRun;
   "actions/stopSandboxRun": typeof actions_stopSandboxRun;
@@ -62,12 +68,14 @@ declare const fullApi: ApiFromModules<{
   "model/config": typeof model_config;
   "model/errors": typeof model_errors;
   "model/functions": typeof model_functions;
+  "model/pause": typeof model_pause;
   "model/reconcile": typeof model_reconcile;
   "model/retention": typeof model_retention;
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
   "model/views": typeof model_views;
+  pauses: typeof pauses;
   reconcile: typeof reconcile;
   retention: typeof retention;
   runs: typeof runs;

@@ -55,7 +55,7 @@ export const killIdleSandboxes = internalAction({
     const extendsDone: {
       runId: ExtendClaim["runId"];
       sandboxId: string;
-      outcome: "extended" | "gone" | "failed";
+      outcome: "extended" | "gone" | "paused" | "failed";
       expiresAt: number;
       error?: string;
     }[] = [];

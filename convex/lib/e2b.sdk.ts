@@ -320,7 +320,10 @@ export async function killRunSandbox(
 }
 
 export type ExtendOutcome =
-  { outcome: "extended" } | { outcome: "gone" } | (KillOutcome & { outcome: "failed" });
+  | { outcome: "extended" }
+  | { outcome: "gone" }
+  | { outcome: "paused" } // E2B answered 404 to setTimeout, but getInfo says it is paused
+  | (KillOutcome & { outcome: "failed" });
 
 /**
  * Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch).
@@ -341,8 +344,9 @@ export async function setSandboxLifetime(
     if (f.kind !== "not_found") return failed(f) as ExtendOutcome;
     const seen = await confirmSandboxGone(c, sandboxId);
     if (seen === "gone") return { outcome: "gone" };
-    const why = seen === "alive" ? "E2B still has the sandbox (paused: no lifetime to set)" : f.message;
-    return { outcome: "failed", kind: "other", message: why };
+    return seen === "alive"
+      ? { outcome: "paused" }
+      : { outcome: "failed", kind: "other", message: f.message };
   }
 }
 
@@ -572,4 +576,61 @@ export async function runSandboxCommand(
     durationMs: Math.round(performance.now() - startedReal),
     sandboxExpiresAt: started + args.lifetimeMs,
   };
+}
+
+export type PauseOutcome =
+  | { outcome: "paused" } // 204
+  | { outcome: "already_paused" } // 409: E2B holds it paused
+  | { outcome: "gone" } // 404: missing or being killed (not proof of death once it ever paused)
+  | (KillOutcome & { outcome: "failed" }); // no answer, or an answer that says nothing about its state
+
+/** Asks E2B to pause a sandbox (POST /sandboxes/{id}/pause); never throws. */
+export async function pauseSandbox(c: Config, sandboxId: string): Promise<PauseOutcome> {
+  try {
+    const paused = await withDeadline(c, (signal) => Sandbox.pause(sandboxId, { ...connection(c), signal }));
+    return { outcome: paused ? "paused" : "already_paused" };
+  } catch (err) {
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as PauseOutcome);
+  }
+}
+
+export type ResumeOutcome =
+  | { outcome: "resumed" } // 200 (was running) or 201 (resumed): running, billing, lifetime set
+  | { outcome: "gone" } // 404, or 409 "being killed"
+  | { outcome: "refused"; failure: E2BFailure } // E2B certainly did not resume it (429, 4xx)
+  | { outcome: "unknown"; failure: E2BFailure }; // 5xx, timeout, lost answer: it may be running
+
+/**
+ * Resumes a paused sandbox, or extends a running one (POST /v2/sandboxes/{id}/connect with the
+ * running lifetime). Safe to repeat: concurrent resumes join one start at E2B.
+ */
+export async function resumeSandbox(
+  c: Config,
+  sandboxId: string,
+  lifetimeMs: number,
+): Promise<ResumeOutcome> {
+  try {
+    await withDeadline(c, (signal) =>
+      Sandbox.connect(sandboxId, { ...connection(c), signal, timeoutMs: lifetimeWithinPlan(c, lifetimeMs) }),
+    );
+    return { outcome: "resumed" };
+  } catch (err) {
+    const f = classifyE2BError(err);
+    if (f.kind === "not_found" || f.status === 409) return { outcome: "gone" };
+    return f.refused ? { outcome: "refused", failure: f } : { outcome: "unknown", failure: f };
+  }
+}
+
+/** What E2B's control plane says a sandbox is, without touching it (GET /sandboxes/{id}). */
+export async function sandboxState(
+  c: Config,
+  sandboxId: string,
+): Promise<"running" | "paused" | "gone" | "unknown"> {
+  try {
+    const info = await withDeadline(c, (signal) => Sandbox.getInfo(sandboxId, { ...connection(c), signal }));
+    return info.state === "paused" ? "paused" : "running";
+  } catch (err) {
+    return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
+  }
 }

@@ -3,6 +3,7 @@ import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
 import { getConfig, MAX_CREATE_WAIT_MS } from "./config";
 import { insertBootingRun, type Run } from "./runs";
+import type { IdleAction } from "./status";
 
 // The grace window's floor counts MAX_CREATE_WAIT_MS, so it lives with the config.
 export { MAX_CREATE_WAIT_MS };
@@ -38,7 +39,7 @@ export type Admission =
  */
 export async function admitStart(
   ctx: MutationCtx,
-  args: { ownerId: string; template: string; idempotencyKey?: string },
+  args: { ownerId: string; template: string; idempotencyKey?: string; onIdle?: IdleAction },
 ): Promise<Admission> {
   checkTemplate(args.template);
   const c = getConfig();

@@ -38,6 +38,11 @@ export function pageUnits(c: Config): number {
   return Math.max(TAG_KILL_CALLS, waves * c.killConcurrency);
 }
 
+/** Runs a page of single-call work (a pause, a kill by id) may claim: the page size, within the units. */
+export function pageBudget(c: Config): number {
+  return Math.min(c.sweepPageSize, pageUnits(c));
+}
+
 /** Until when a page's claims (and its sweep lane) belong to the action that claimed them. */
 export function pageLeaseUntil(c: Config, now: number): number {
   return killLeaseUntil(c, now, Math.min(pageUnits(c), c.sweepPageSize * TAG_KILL_CALLS));
@@ -114,7 +119,9 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
   if (dueLimit > 0 && due.length === dueLimit) full = true;
   for (const run of due) {
     if (claimed.has(run._id) || run.sandboxId === undefined) continue;
-    const hardCap = (run.startedAt ?? run.createdAt) + c.maxLifetimeMs + c.lifetimeSlackMs;
+    // While running, deadlineAt is the max-lifetime deadline (later than startedAt + max for a
+    // run that paused: paused time does not count).
+    const hardCap = run.deadlineAt + c.lifetimeSlackMs;
     const target = Math.min(run.lastActivityAt + runningLifetimeMs(c), hardCap);
     const current = run.sandboxExpiresAt ?? 0;
     // Only activity worth at least a sweep interval of lifetime buys an E2B call.
