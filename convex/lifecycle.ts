@@ -7,7 +7,7 @@ import * as admission from "./model/admission";
 import * as runs from "./model/runs";
 import { endReason, idleAction, runStatus } from "./model/status";
 import * as sweep from "./model/sweep";
-import { extendResult, killResult, sandboxRecord, stopClaim, sweepPage } from "./model/validators";
+import { extendResult, killResult, lanePage, laneTicket, sandboxRecord, stopClaim } from "./model/validators";
 
 export const admitStart = internalMutation({
   args: {
@@ -73,10 +73,19 @@ export const settleKill = internalMutation({
   handler: (ctx, args) => runs.settleKill(ctx, args),
 });
 
-export const claimSweepPage = internalMutation({
-  args: {},
-  returns: sweepPage,
-  handler: (ctx) => sweep.claimSweepPage(ctx),
+export const claimLanePage = internalMutation({
+  args: { lane: v.optional(laneTicket) },
+  returns: lanePage,
+  handler: (ctx, args) => sweep.claimLanePage(ctx, args.lane),
+});
+
+export const releaseLane = internalMutation({
+  args: { lane: laneTicket },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    await sweep.releaseLane(ctx, args.lane);
+    return null;
+  },
 });
 
 export const settleSweepPage = internalMutation({

@@ -10,7 +10,9 @@ import {
   eventsOf,
   failNext,
   getRun,
+  GRACE_MS,
   NAMESPACE,
+  peakKillsInFlight,
   TAG_NAMESPACE,
   TAG_RUN_ID,
   captureWarnings,
@@ -86,7 +88,7 @@ describe("startSandboxRun", () => {
 
     await sweep(); // before the boot deadline: nothing to do yet
     expect(h.emu.alive()).toHaveLength(1);
-    h.clock.advance(BOOT_MS + 1);
+    h.clock.advance(GRACE_MS + 1);
     await sweep();
     expect(h.emu.alive()).toHaveLength(0);
     expect(await getRun(h.t, stuck!._id)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
@@ -102,7 +104,7 @@ describe("startSandboxRun", () => {
     const [run] = await allRuns(h.t);
     // Not terminal yet: a create could still land within the grace window.
     expect(run).toMatchObject({ status: "stopping", endReason: "start_failed" });
-    h.clock.advance(BOOT_MS + 1);
+    h.clock.advance(GRACE_MS + 1);
     await sweep();
     expect(await getRun(h.t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
@@ -114,7 +116,7 @@ describe("startSandboxRun", () => {
     expect(h.emu.alive()).toHaveLength(1);
     const [run] = await allRuns(h.t);
     expect(run).toMatchObject({ status: "stopping", killAttempts: 1 });
-    h.clock.advance(BOOT_MS + 1);
+    h.clock.advance(GRACE_MS + 1);
     await sweep();
     expect(h.emu.alive()).toHaveLength(0);
     expect(await getRun(h.t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
@@ -271,16 +273,10 @@ describe("killIdleSandboxes", () => {
     for (let i = 0; i < 40; i++) ids.push(await start());
     h.clock.advance(IDLE_MS + 1);
     h.emu.setLatency("kill", 20);
-    let peak = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, h.emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
-    }, 2);
-    try {
+    const peak = await peakKillsInFlight(h.emu, async () => {
       expect(await sweep()).toMatchObject({ killed: 5, more: true });
       await h.t.finishAllScheduledFunctions(() => {});
-    } finally {
-      clearInterval(sampler);
-    }
+    });
     for (const { sandboxRunId } of ids) expect((await getRun(h.t, sandboxRunId)).status).toBe("stopped");
     expect(h.emu.alive()).toHaveLength(0);
     expect(h.emu.callCount("kill")).toBe(40);

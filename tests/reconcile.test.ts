@@ -6,6 +6,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import {
   eventsOf,
   getRun,
+  GRACE_MS,
   NAMESPACE,
   TAG_NAMESPACE,
   TAG_RUN_ID,
@@ -15,7 +16,6 @@ import {
 } from "./helpers";
 import { cronJob, IDLE_MS } from "./drivers";
 
-const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const LIFETIME_MS = IDLE_MS + 120_000;
 const tagged = (runId: string, ns = NAMESPACE) => ({ [TAG_NAMESPACE]: ns, [TAG_RUN_ID]: runId });
 const orphans = () => h.t.run((ctx) => ctx.db.query("orphanSandboxes").collect());
@@ -96,13 +96,25 @@ describe("reconcileSandboxes", () => {
     expect(h.emu.isAlive(paused.sandboxID)).toBe(false);
   });
 
+  it("a list page failing once (timeout, 5xx) is tried again within the pass; a refusal (429) is not", async () => {
+    const orphan = h.emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    h.clock.advance(GRACE_MS + 1);
+    h.emu.fault("list", { status: 500 });
+    expect(await reconcile()).toMatchObject({ listFailed: false, orphansKilled: 1 });
+    expect(h.emu.isAlive(orphan.sandboxID)).toBe(false);
+    const calls = h.emu.callCount("list");
+    h.emu.fault("list", { status: 429 });
+    expect(await reconcile()).toMatchObject({ listFailed: true });
+    expect(h.emu.callCount("list")).toBe(calls + 1);
+  });
+
   it("a failing list changes nothing; the next pass succeeds", async () => {
     const warned = captureWarnings();
     const orphan = h.emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     const { sandboxRunId } = await start();
     h.clock.advance(GRACE_MS + 1);
     await h.t.run((ctx) => ctx.db.patch(sandboxRunId, { lastActivityAt: Date.now() }));
-    h.emu.fault("list", { status: 500 });
+    h.emu.fault("list", { status: 500, times: 3 }); // every try of this pass
     const before = await getRun(h.t, sandboxRunId);
     const r1 = await reconcile();
     expect(r1.listFailed).toBe(true);
@@ -115,10 +127,19 @@ describe("reconcileSandboxes", () => {
     expect(h.emu.isAlive(orphan.sandboxID)).toBe(false);
   });
 
-  it("a kill that fails is retried by the next pass", async () => {
+  it("a kill that fails is tried once more within the pass", async () => {
     const orphan = h.emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     h.clock.advance(GRACE_MS + 1);
     h.emu.fault("kill", { status: 502 });
+    expect(await reconcile()).toMatchObject({ orphansKilled: 1, killFailures: 0 });
+    expect(h.emu.isAlive(orphan.sandboxID)).toBe(false);
+    expect(h.emu.callCount("kill")).toBe(2);
+  });
+
+  it("a kill that fails twice is retried by the next pass", async () => {
+    const orphan = h.emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    h.clock.advance(GRACE_MS + 1);
+    h.emu.fault("kill", { status: 502, times: 2 });
     expect(await reconcile()).toMatchObject({ orphansKilled: 0, killFailures: 1 });
     expect(h.emu.isAlive(orphan.sandboxID)).toBe(true);
     expect(await reconcile()).toMatchObject({ orphansKilled: 1 });

@@ -181,7 +181,7 @@ describe("sweep at scale, under lowered transaction limits", () => {
 
     // A sweep page that scanned the finished runs would fail the sweep the same way.
     vi.spyOn(
-      lifecycle.claimSweepPage as unknown as { _handler: (...a: unknown[]) => unknown },
+      lifecycle.claimLanePage as unknown as { _handler: (...a: unknown[]) => unknown },
       "_handler",
     ).mockImplementationOnce(async (ctx: unknown) => {
       const { db } = ctx as Parameters<Parameters<typeof t.run>[0]>[0];

@@ -5,7 +5,17 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import { allRuns, convexErrorOf, failNext, getRun, useHarness, captureWarnings, drivers } from "./helpers";
+import {
+  allRuns,
+  convexErrorOf,
+  failNext,
+  getRun,
+  useHarness,
+  captureWarnings,
+  drivers,
+  GRACE_MS,
+  TEST_ENV,
+} from "./helpers";
 import { IDLE_MS } from "./drivers";
 
 const page = { numItems: 10, cursor: null };
@@ -172,7 +182,8 @@ describe("stopSandboxRun", () => {
       throw new Error("not admitted");
     // No sandbox id yet: the stop kills by tag and waits out the window in which a create could land.
     expect(await stop(stoppedWhileBooting.runId)).toEqual({ status: "stopping" });
-    h.clock.advance(60_001);
+    h.clock.advance(GRACE_MS + 1); // past the boot timeout too
+    expect(GRACE_MS).toBeGreaterThan(Number(TEST_ENV.SANDBOX_BOOT_TIMEOUT_MS));
     await sweep();
     expect(await getRun(h.t, stoppedWhileBooting.runId)).toMatchObject({
       status: "stopped",

@@ -33,6 +33,23 @@ export const sweepPage = v.object({
 });
 export type SweepPage = Infer<typeof sweepPage>;
 
+/**
+ * A sweep lane: the right to work sweep pages, one action at a time. At most
+ * SANDBOX_SWEEP_PARALLEL_PAGES lanes are leased at any moment, whichever cron tick or
+ * continuation holds them, so sweep kills in flight never exceed lanes × SANDBOX_KILL_CONCURRENCY.
+ * The generation tells a lane's current holder from a stale continuation of an earlier one.
+ */
+export const laneTicket = v.object({ lane: v.number(), generation: v.number() });
+export type LaneTicket = Infer<typeof laneTicket>;
+
+/** A sweep page claimed in a lane, with the lanes this tick opened beside it. */
+export const lanePage = v.object({
+  ...sweepPage.fields,
+  lane: v.union(laneTicket, v.null()),
+  opened: v.array(laneTicket),
+});
+export type LanePage = Infer<typeof lanePage>;
+
 /** A kill's result as recorded (by the sweep, the pause lane and a user's stop). */
 export const killResult = v.object({
   runId,
@@ -47,7 +64,7 @@ export type KillResult = Infer<typeof killResult>;
 export const extendResult = v.object({
   runId,
   sandboxId: v.string(),
-  outcome: v.union(v.literal("extended"), v.literal("gone"), v.literal("failed")),
+  outcome: v.union(v.literal("extended"), v.literal("gone"), v.literal("paused"), v.literal("failed")),
   expiresAt: v.number(),
   error: v.optional(v.string()),
 });
