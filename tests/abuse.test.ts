@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
-import { drainLimitBytes } from "../convex/lib/e2b.sdk";
+import { drainLimitBytes } from "../convex/lib/util";
 import { MAX_COMMAND_OUTPUT_BYTES_LIMIT, DOCUMENT_LIMIT_BYTES } from "../convex/model/config";
 import {
   captureWarnings,

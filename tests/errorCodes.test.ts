@@ -4,7 +4,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConvexError } from "convex/values";
 import { describe, expect, it } from "vitest";
-import { classifyE2BError, toCallerError } from "../convex/lib/e2b.sdk";
+import { classifyE2BError } from "../convex/lib/e2b.sdk";
+import { toCallerError } from "../convex/lib/failures";
 import { ERROR_CODES, echo, fail, maskSecrets, sandboxErrorCode } from "../convex/model/errors";
 import { isWellFormed } from "./helpers";
 

@@ -23,6 +23,8 @@ import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
 import type * as admin from "../admin.js";
 import type * as commands from "../commands.js";
 import type * as crons from "../crons.js";
+import type * as lib_failures from "../lib/failures.js";
+import type * as lib_util from "../lib/util.js";
 import type * as lifecycle from "../lifecycle.js";
 import type * as model_access from "../model/access.js";
 import type * as model_activity from "../model/activity.js";
@@ -62,6 +64,8 @@ declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   commands: typeof commands;
   crons: typeof crons;
+  "lib/failures": typeof lib_failures;
+  "lib/util": typeof lib_util;
   lifecycle: typeof lifecycle;
   "model/access": typeof model_access;
   "model/activity": typeof model_activity;

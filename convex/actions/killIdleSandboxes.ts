@@ -14,7 +14,8 @@ import {
   type SweepResult,
   sweepResult,
 } from "../model/validators";
-import { killRunSandbox, mapWithConcurrency, setSandboxLifetime, sweepsIdleWithoutKey } from "../lib/e2b.sdk";
+import { killRunSandbox, setSandboxLifetime, sweepsIdleWithoutKey } from "../lib/e2b.sdk";
+import { mapWithConcurrency } from "../lib/util";
 
 const RECORD_BATCH = 200;
 /** After E2B answers 429, this page's next calls wait this long (the SDK does not expose Retry-After). */

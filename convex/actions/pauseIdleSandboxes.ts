@@ -6,7 +6,8 @@ import { getConfig } from "../model/config";
 import type { PauseResult, StateCheck } from "../model/pause";
 import type { PausePage } from "../model/validators";
 import type { KillOutcome } from "../model/status";
-import { killRunSandbox, mapWithConcurrency, pauseSandbox, sandboxState } from "../lib/e2b.sdk";
+import { killRunSandbox, pauseSandbox, sandboxState } from "../lib/e2b.sdk";
+import { mapWithConcurrency } from "../lib/util";
 
 type Work =
   | { kind: "kill"; runId: PauseResult["runId"]; sandboxId?: string }

@@ -9,9 +9,9 @@ import {
   E2B_LIST_MAX_LIMIT,
   killSandboxSafely,
   listTaggedSandboxes,
-  mapWithConcurrency,
   sweepsIdleWithoutKey,
 } from "../lib/e2b.sdk";
+import { mapWithConcurrency } from "../lib/util";
 
 /** Pages listed per invocation; a longer listing continues in a rescheduled invocation. */
 const MAX_PAGES_PER_PASS = 10;

@@ -10,15 +10,13 @@ import { ownerAction } from "../model/functions";
 import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
 import { idleAction, type KillOutcome } from "../model/status";
 import {
-  classifyE2BError,
   createTaggedSandbox,
-  isE2BFailure,
   killSandboxesByTag,
   killSandboxSafely,
   requireApiKey,
   setSandboxLifetime,
-  toCallerError,
 } from "../lib/e2b.sdk";
+import { toCallerError } from "../lib/failures";
 
 /**
  * Starts a sandbox for the signed-in caller. Each step is its own mutation, so that whatever
@@ -97,41 +95,38 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Step 2. On failure: if E2B may have created it anyway, kill by tag before recording. */
 async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">, template: string) {
-  try {
-    const { sandboxId } = await createTaggedSandbox(c, { template, runId, lifetimeMs: bootLifetimeMs(c) });
-    return sandboxId;
-  } catch (err) {
-    const failure = isE2BFailure(err) ? err : classifyE2BError(err);
-    await bestEffort(async () => {
-      if (failure.refused) {
-        await ctx.runMutation(internal.lifecycle.recordStartRefused, {
-          runId,
-          error: failure.message,
-          ...(failure.kind === "rate_limited"
-            ? { e2bBackoffMs: failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS }
-            : {}),
-        });
-      } else {
-        // The response may be lost while the sandbox lives: only its tag can find it.
-        const { kill } = await killSandboxesByTag(c, runId);
-        await ctx.runMutation(internal.lifecycle.settleKill, {
-          runId,
-          reason: "start_failed",
-          kill,
-          error: failure.message,
-        });
-      }
-    });
-    if (failure.kind === "invalid" && failure.status === 404) {
-      // E2B does not know the template: a refusal (the run never had a sandbox), not SANDBOX_GONE.
-      throw fail("INVALID_TEMPLATE", `E2B has no template "${template}" for this deployment's key`);
+  const created = await createTaggedSandbox(c, { template, runId, lifetimeMs: bootLifetimeMs(c) });
+  if (created.ok) return created.sandboxId;
+  const { failure } = created;
+  await bestEffort(async () => {
+    if (failure.refused) {
+      await ctx.runMutation(internal.lifecycle.recordStartRefused, {
+        runId,
+        error: failure.message,
+        ...(failure.kind === "rate_limited"
+          ? { e2bBackoffMs: failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS }
+          : {}),
+      });
+    } else {
+      // The response may be lost while the sandbox lives: only its tag can find it.
+      const { kill } = await killSandboxesByTag(c, runId);
+      await ctx.runMutation(internal.lifecycle.settleKill, {
+        runId,
+        reason: "start_failed",
+        kill,
+        error: failure.message,
+      });
     }
-    if (failure.kind === "rate_limited") {
-      const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
-      throw fail("RATE_LIMITED", "E2B is rate limiting sandbox creation", { retryAfterMs });
-    }
-    throw err instanceof ConvexError ? err : toCallerError(failure);
+  });
+  if (failure.kind === "invalid" && failure.status === 404) {
+    // E2B does not know the template: a refusal (the run never had a sandbox), not SANDBOX_GONE.
+    throw fail("INVALID_TEMPLATE", `E2B has no template "${template}" for this deployment's key`);
   }
+  if (failure.kind === "rate_limited") {
+    const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
+    throw fail("RATE_LIMITED", "E2B is rate limiting sandbox creation", { retryAfterMs });
+  }
+  throw toCallerError(failure);
 }
 
 /** Steps 3 and 4; any failure kills the sandbox, then records. */

@@ -1,4 +1,5 @@
-// The one module that talks to E2B. It imports the e2b SDK (Node built-ins), so only "use node"
+// The one module that talks to E2B: every wrapper returns an outcome, none throws an E2B failure
+// (failures.ts says what a failure becomes for a caller; util.ts holds the generic helpers). It imports the e2b SDK (Node built-ins), so only "use node"
 // actions import it; the two dots in its name keep the Convex bundler from treating it as an
 // entry point of its own (a "use node" file may export only actions).
 import { env } from "../_generated/server";
@@ -15,42 +16,14 @@ import {
 } from "e2b";
 import { ConvexError } from "convex/values";
 import { type Config, DEADLINE_SLACK_MS, TAG_KILLS_PER_ATTEMPT } from "../model/config";
-import { ERROR_MESSAGES, type ErrorCode, fail, maskSecrets, sandboxErrorCode } from "../model/errors";
-import type { KillFailureKind, KillOutcome } from "../model/status";
+import { fail, maskSecrets, sandboxErrorCode } from "../model/errors";
+import type { KillOutcome } from "../model/status";
+import { type E2BFailure, killFailed, summary } from "./failures";
+import { BoundedOutput, drainLimitBytes } from "./util";
 
 /** Metadata keys every sandbox is tagged with at creation: who owns it, in which deployment. */
 export const TAG_NAMESPACE = "convexNamespace";
 export const TAG_RUN_ID = "convexRunId";
-
-export type E2BFailure = {
-  kind: KillFailureKind | "not_found" | "invalid";
-  status?: number;
-  message: string;
-  retryAfterMs?: number;
-  /** True when E2B certainly did not perform the call (it refused it); false when it may have. */
-  refused: boolean;
-};
-
-/** A safe, fixed summary of an E2B failure: never E2B's body, a stack or a token. */
-function summary(kind: E2BFailure["kind"], status: number | undefined): string {
-  const answered = status !== undefined ? `E2B answered ${status}` : undefined;
-  switch (kind) {
-    case "rate_limited":
-      return "E2B answered 429 (rate limited)";
-    case "auth":
-      return `${answered ?? "E2B refused"} (credentials rejected)`;
-    case "not_found":
-      return "E2B answered 404 (not found)";
-    case "invalid":
-      return `${answered ?? "E2B refused"} (request rejected)`;
-    case "unavailable":
-      return answered ?? "E2B unreachable";
-    case "timeout":
-      return "no answer from E2B in time";
-    default:
-      return answered ?? "unexpected failure calling E2B";
-  }
-}
 
 /**
  * Maps every E2B SDK error class once, here. The failure's message is a fixed summary (kind and
@@ -97,26 +70,6 @@ function logged(err: unknown, failure: E2BFailure): E2BFailure {
   const raw = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   console.warn(`E2B call failed (${failure.message}): ${maskSecrets(raw.slice(0, 500), [env.E2B_API_KEY])}`);
   return failure;
-}
-
-const CALLER_CODES: Record<E2BFailure["kind"], ErrorCode> = {
-  rate_limited: "E2B_RATE_LIMITED",
-  unavailable: "E2B_UNAVAILABLE",
-  auth: "E2B_AUTH",
-  timeout: "E2B_TIMEOUT",
-  not_found: "SANDBOX_GONE",
-  invalid: "E2B_REJECTED",
-  other: "E2B_ERROR",
-};
-
-/** What a caller sees of an E2B failure: the code's fixed message, and E2B's HTTP status. */
-export function toCallerError(f: E2BFailure) {
-  const code = CALLER_CODES[f.kind];
-  const message =
-    f.status !== undefined && f.kind !== "auth"
-      ? `${ERROR_MESSAGES[code]} (E2B answered ${f.status})`
-      : undefined;
-  return fail(code, message, { status: f.status, retryAfterMs: f.retryAfterMs });
 }
 
 /** Throws CONFIG_INVALID when the key is missing; the start path checks this before any write. */
@@ -180,23 +133,17 @@ function connection(c: Config) {
   return { apiKey: c.e2bApiKey!, requestTimeoutMs: c.e2bRequestTimeoutMs, retries: 0 };
 }
 
-function failed(f: E2BFailure): KillOutcome {
-  return {
-    outcome: "failed",
-    kind: f.kind === "not_found" || f.kind === "invalid" ? "other" : f.kind,
-    message: f.message,
-    ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
-  };
-}
+export type CreateOutcome = { ok: true; sandboxId: string } | { ok: false; failure: E2BFailure };
 
 /**
  * Creates a sandbox tagged with this deployment's namespace and the run's id, with a finite
- * E2B lifetime so that a sandbox nobody hears about dies on its own. Throws E2BFailure.
+ * E2B lifetime so that a sandbox nobody hears about dies on its own. Throws only CONFIG_INVALID
+ * (no API key), before any call; every E2B failure is returned.
  */
 export async function createTaggedSandbox(
   c: Config,
   args: { template: string; runId: string; lifetimeMs: number },
-): Promise<{ sandboxId: string }> {
+): Promise<CreateOutcome> {
   const conn = connection(c);
   try {
     const sandbox = await withDeadline(c, (signal) =>
@@ -210,16 +157,12 @@ export async function createTaggedSandbox(
         metadata: { [TAG_NAMESPACE]: c.namespace, [TAG_RUN_ID]: args.runId },
       }),
     );
-    return { sandboxId: sandbox.sandboxId };
+    return { ok: true, sandboxId: sandbox.sandboxId };
   } catch (err) {
     const f = classifyE2BError(err);
     // A 404 to a create is about the template (E2B: "template '<x>' not found"), never a sandbox.
-    throw f.kind === "not_found" ? { ...f, kind: "invalid" } : f;
+    return { ok: false, failure: f.kind === "not_found" ? { ...f, kind: "invalid" } : f };
   }
-}
-
-export function isE2BFailure(x: unknown): x is E2BFailure {
-  return typeof x === "object" && x !== null && "kind" in x && "refused" in x && "message" in x;
 }
 
 /**
@@ -232,7 +175,7 @@ export async function killSandboxSafely(c: Config, sandboxId: string): Promise<K
     return { outcome: existed ? "killed" : "gone" };
   } catch (err) {
     const f = classifyE2BError(err);
-    return f.kind === "not_found" ? { outcome: "gone" } : failed(f);
+    return f.kind === "not_found" ? { outcome: "gone" } : killFailed(f);
   }
 }
 
@@ -292,7 +235,7 @@ export async function killSandboxesByTag(
   runId: string,
 ): Promise<{ kill: KillOutcome; found: number }> {
   const page = await listTaggedSandboxes(c, { runId });
-  if (!page.ok) return { kill: failed(page.failure), found: 0 };
+  if (!page.ok) return { kill: killFailed(page.failure), found: 0 };
   const ids = page.items.map((s) => s.sandboxId);
   const outcomes: KillOutcome[] = [];
   for (const id of ids.slice(0, TAG_KILLS_PER_ATTEMPT)) outcomes.push(await killSandboxSafely(c, id));
@@ -341,31 +284,13 @@ export async function setSandboxLifetime(
     return { outcome: "extended" };
   } catch (err) {
     const f = classifyE2BError(err);
-    if (f.kind !== "not_found") return failed(f) as ExtendOutcome;
+    if (f.kind !== "not_found") return killFailed(f) as ExtendOutcome;
     const seen = await confirmSandboxGone(c, sandboxId);
     if (seen === "gone") return { outcome: "gone" };
     return seen === "alive"
       ? { outcome: "paused" }
       : { outcome: "failed", kind: "other", message: f.message };
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; one slow item never stalls the rest. */
-export async function mapWithConcurrency<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /**
@@ -410,50 +335,6 @@ export type CommandOutcome =
   // caller asks the control plane (confirmSandboxGone) before it records anything.
   | { outcome: "gone" }
   | { outcome: "failed"; failure: E2BFailure };
-
-/** Keeps at most `maxBytes` of UTF-8, cut on a character boundary. */
-export function capUtf8(s: string, maxBytes: number): { text: string; truncated: boolean } {
-  if (s.length * 3 <= maxBytes) return { text: s, truncated: false }; // no UTF-16 unit needs more than 3 bytes
-  const buf = Buffer.from(s, "utf8");
-  if (buf.length <= maxBytes) return { text: s, truncated: false };
-  let end = maxBytes;
-  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--; // don't split a multi-byte character
-  return { text: buf.subarray(0, end).toString("utf8"), truncated: true };
-}
-
-/** One output stream as it arrives: counts every byte, keeps the first `maxBytes`. */
-export class BoundedOutput {
-  private kept: string[] = [];
-  private keptBytes = 0;
-  /** Bytes seen in total. */
-  bytes = 0;
-  constructor(private readonly maxBytes: number) {}
-  push(chunk: string) {
-    const size = Buffer.byteLength(chunk, "utf8");
-    this.bytes += size;
-    if (this.keptBytes >= this.maxBytes) return;
-    const room = this.maxBytes - this.keptBytes;
-    const part = size <= room ? chunk : capUtf8(chunk, room).text;
-    this.kept.push(part);
-    this.keptBytes += size <= room ? size : Buffer.byteLength(part, "utf8");
-    // A cut chunk fills the stream: nothing after it may be kept, or the text would have a hole.
-    if (size > room) this.keptBytes = this.maxBytes;
-  }
-  get overCap(): boolean {
-    return this.bytes > this.maxBytes;
-  }
-  get text(): string {
-    return this.kept.join("");
-  }
-}
-
-/**
- * Bytes a command may print in total (both streams) before it is stopped even if only one
- * stream is past its cap: enough for a chatty build log, small enough to bound memory.
- */
-export function drainLimitBytes(capBytes: number): number {
-  return Math.max(4 * 2 ** 20, 4 * capBytes);
-}
 
 /**
  * The SDK's command handle appends every chunk to its own `stdout`/`stderr` strings as well as
@@ -591,7 +472,7 @@ export async function pauseSandbox(c: Config, sandboxId: string): Promise<PauseO
     return { outcome: paused ? "paused" : "already_paused" };
   } catch (err) {
     const f = classifyE2BError(err);
-    return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as PauseOutcome);
+    return f.kind === "not_found" ? { outcome: "gone" } : (killFailed(f) as PauseOutcome);
   }
 }
 

@@ -7,7 +7,8 @@ import { type Config, runningLifetimeMs } from "../model/config";
 import { fail } from "../model/errors";
 import { notResumable } from "../model/pause";
 import type { RunStatus } from "../model/status";
-import { killSandboxSafely, resumeSandbox, toCallerError } from "./e2b.sdk";
+import { killSandboxSafely, resumeSandbox } from "./e2b.sdk";
+import { toCallerError } from "./failures";
 
 const WAIT_POLL_MS = 250;
 
