@@ -111,33 +111,9 @@ const envSchema = z.object({
     .default(24 * 3_600_000),
 });
 
-export type Config = {
-  e2bApiKey: string | undefined;
-  templates: string[];
-  namespace: string;
-  bootTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxLifetimeMs: number;
-  lifetimeSlackMs: number;
-  reconcileGraceMs: number;
-  sweepIntervalMs: number;
-  sweepPageSize: number;
-  killConcurrency: number;
-  sweepParallelPages: number;
-  e2bRequestTimeoutMs: number;
-  planMaxLifetimeMs: number;
-  maxActivePerUser: number;
-  startsPerMinutePerUser: number;
-  createsPerSecond: number;
-  heartbeatWriteIntervalMs: number;
-  commandTimeoutMs: number;
-  commandOutputMaxBytes: number;
-  maxQueuedStartsPerUser: number;
-  retentionMs: number;
-  idleAction: "kill" | "pause";
-  pauseAfterIdleMs: number;
-  pausedRetentionMs: number;
-};
+type Env = z.infer<typeof envSchema>;
+/** The settings every module reads; its type is derived from the one place that builds it. */
+export type Config = ReturnType<typeof configFrom>;
 
 const KEYS = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
 
@@ -236,14 +212,7 @@ export function getConfig(): Config {
   const key = JSON.stringify(raw);
   if (cached?.key === key) return cached.config;
 
-  const parsed = envSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = String(issue.path[0] ?? "environment");
-    // Names the variable, never echoes its value (it could be a secret).
-    throw fail("CONFIG_INVALID", `${variable}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(raw);
   if (e.SANDBOX_MAX_LIFETIME_MS < e.SANDBOX_IDLE_TIMEOUT_MS) {
     throw invalid("SANDBOX_MAX_LIFETIME_MS: must be at least SANDBOX_IDLE_TIMEOUT_MS");
   }
@@ -261,6 +230,27 @@ export function getConfig(): Config {
         `deadline + the ${MAX_CREATE_WAIT_MS} ms create-slot wait + E2B_REQUEST_TIMEOUT_MS + ${DEADLINE_SLACK_MS} ms)`,
     );
   }
+  checkLifetimesAndBudgets(e);
+  const pauseAfterIdleMs = pauseAfterIdle(e, raw);
+  const config = configFrom(e, { namespace, floor, pauseAfterIdleMs });
+  cached = { key, config };
+  return config;
+}
+
+/** Parses and range-checks every variable; an error names the variable, never its value. */
+function parseEnv(raw: Record<string, string | undefined>): Env {
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "environment");
+    // Names the variable, never echoes its value (it could be a secret).
+    throw fail("CONFIG_INVALID", `${variable}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Lifetimes E2B's plan accepts, and E2B calls that fit a Node action even if every one hangs. */
+function checkLifetimesAndBudgets(e: Env) {
   // Every lifetime we send E2B must be one its plan accepts (above it, create and connect answer 400).
   const plan = e.E2B_PLAN_MAX_LIFETIME_MS;
   for (const [name, value] of [
@@ -295,6 +285,10 @@ export function getConfig(): Config {
         `(at most ${ACTION_BUDGET_MS - 4 * call} ms)`,
     );
   }
+}
+
+/** When an idle run is paused, checked against the idle kill. */
+function pauseAfterIdle(e: Env, raw: Record<string, string | undefined>): number {
   // The pause must come before the idle kill and before E2B's own lifetime (idle timeout + slack).
   // Under the kill policy with a short idle timeout and no explicit setting, the default yields.
   let pauseAfterIdleMs = e.SANDBOX_PAUSE_AFTER_IDLE_MS;
@@ -304,21 +298,26 @@ export function getConfig(): Config {
   if (pauseAfterIdleMs >= e.SANDBOX_IDLE_TIMEOUT_MS) {
     throw fail("CONFIG_INVALID", "SANDBOX_PAUSE_AFTER_IDLE_MS: must be less than SANDBOX_IDLE_TIMEOUT_MS");
   }
-  const config: Config = {
+  return pauseAfterIdleMs;
+}
+
+/** Env names to the settings' names (and units) every module reads. */
+function configFrom(e: Env, d: { namespace: string; floor: number; pauseAfterIdleMs: number }) {
+  return {
     e2bApiKey: e.E2B_API_KEY,
     templates: e.SANDBOX_TEMPLATES,
-    namespace,
+    namespace: d.namespace,
     bootTimeoutMs: e.SANDBOX_BOOT_TIMEOUT_MS,
     idleTimeoutMs: e.SANDBOX_IDLE_TIMEOUT_MS,
     maxLifetimeMs: e.SANDBOX_MAX_LIFETIME_MS,
     lifetimeSlackMs: e.SANDBOX_LIFETIME_SLACK_MS,
-    reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? floor, e.SANDBOX_BOOT_TIMEOUT_MS),
+    reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? d.floor, e.SANDBOX_BOOT_TIMEOUT_MS),
     sweepIntervalMs: SWEEP_INTERVAL_MS,
     sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
     killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
     sweepParallelPages: e.SANDBOX_SWEEP_PARALLEL_PAGES,
     e2bRequestTimeoutMs: e.E2B_REQUEST_TIMEOUT_MS,
-    planMaxLifetimeMs: plan,
+    planMaxLifetimeMs: e.E2B_PLAN_MAX_LIFETIME_MS,
     maxActivePerUser: e.SANDBOX_MAX_ACTIVE_PER_USER,
     startsPerMinutePerUser: e.SANDBOX_STARTS_PER_MINUTE_PER_USER,
     createsPerSecond: e.E2B_CREATES_PER_SECOND,
@@ -328,11 +327,9 @@ export function getConfig(): Config {
     maxQueuedStartsPerUser: e.SANDBOX_MAX_QUEUED_STARTS_PER_USER,
     retentionMs: e.SANDBOX_RETENTION_DAYS * 24 * 3_600_000,
     idleAction: e.SANDBOX_IDLE_ACTION,
-    pauseAfterIdleMs,
+    pauseAfterIdleMs: d.pauseAfterIdleMs,
     pausedRetentionMs: e.SANDBOX_PAUSED_RETENTION_MS,
   };
-  cached = { key, config };
-  return config;
 }
 
 /** E2B lifetime a sandbox gets at creation: enough to boot, short enough that a lost one dies soon. */
