@@ -1,13 +1,14 @@
 "use node";
 import { v } from "convex/values";
 import { internal } from "../_generated/api";
-import { internalAction } from "../_generated/server";
+import { type ActionCtx, internalAction } from "../_generated/server";
 import { ACTION_BUDGET_MS, callBoundMs, type Config, getConfig } from "../model/config";
 import { type ReconcileResult, reconcileResult } from "../model/validators";
 import {
   confirmSandboxGone,
   E2B_LIST_MAX_LIMIT,
   killSandboxSafely,
+  type ListedSandbox,
   listTaggedSandboxes,
   sweepsIdleWithoutKey,
 } from "../lib/e2b.sdk";
@@ -66,12 +67,7 @@ export const reconcileSandboxes = internalAction({
     let token = args.nextToken;
     let pages = 0;
     do {
-      let page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
-      for (let tries = 1; !page.ok && tries < LIST_TRIES; tries++) {
-        const transient = ["timeout", "unavailable", "other"].includes(page.failure.kind);
-        if (!transient || spent() + pageWorstMs(c) > ACTION_BUDGET_MS) break;
-        page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
-      }
+      const page = await listPage(c, token, spent);
       if (!page.ok) {
         r.listFailed = true;
         console.warn(
@@ -85,28 +81,7 @@ export const reconcileSandboxes = internalAction({
       const graceCutoff = Date.now() - c.reconcileGraceMs;
       const old = page.items.filter((s) => s.startedAt <= graceCutoff);
       if (old.length > 0) {
-        const orphans = await ctx.runQuery(internal.reconcile.findOrphans, {
-          listed: old.map((s) => ({
-            sandboxId: s.sandboxId,
-            ...(s.runIdTag !== undefined ? { runIdTag: s.runIdTag } : {}),
-          })),
-        });
-        const results = await mapWithConcurrency(orphans, c.killConcurrency, async (o) => ({
-          ...o,
-          kill: await killSandboxSafely(c, o.sandboxId),
-        }));
-        // A kill that failed transiently is tried once more now, if the pass has the time: the
-        // next chance is a sweep interval away, and a 404 on the retry is as good as a kill.
-        const again = results.filter(
-          (x) => x.kill.outcome === "failed" && x.kill.kind !== "rate_limited" && x.kill.kind !== "auth",
-        );
-        const retryMs = Math.ceil(again.length / c.killConcurrency) * callBoundMs(c);
-        if (again.length > 0 && spent() + retryMs + pageWorstMs(c) <= ACTION_BUDGET_MS) {
-          await mapWithConcurrency(again, c.killConcurrency, async (x) => {
-            x.kill = await killSandboxSafely(c, x.sandboxId);
-          });
-        }
-        if (results.length > 0) await ctx.runMutation(internal.reconcile.recordOrphanKills, { results });
+        const results = await killOrphans(ctx, c, old, spent);
         r.orphansKilled += results.filter((x) => x.kill.outcome === "killed").length;
         r.killFailures += results.filter((x) => x.kill.outcome === "failed").length;
       }
@@ -124,28 +99,74 @@ export const reconcileSandboxes = internalAction({
       });
     }
     if (args.nextToken === undefined && token === undefined && !r.listFailed) {
-      // The whole namespace was listed in this pass: a running run whose sandbox is not in it
-      // may have been expired or killed by E2B. Ask E2B about each (getInfo, then a kill of our
-      // own) before ending the run, as many as the time left allows (two calls each).
-      const waves = Math.floor((ACTION_BUDGET_MS - spent()) / (2 * callBoundMs(c)));
-      const missing = (
-        await ctx.runQuery(internal.reconcile.runningRunsNotListed, {
-          listedIds,
-          listedAt,
-          graceMs: c.reconcileGraceMs,
-          limit: reconcileListLimit(c) * MAX_PAGES_PER_PASS,
-        })
-      ).slice(0, Math.max(0, waves * c.killConcurrency)); // the rest: the next complete pass
-      const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({
-        ...m,
-        state: await confirmSandboxGone(c, m.sandboxId),
-      }));
-      const gone = probed
-        .filter((p) => p.state === "gone")
-        .map(({ runId, sandboxId }) => ({ runId, sandboxId }));
-      for (const g of gone) await ctx.runMutation(internal.lifecycle.endRunSandboxGone, g);
-      r.sandboxesGone = gone.length;
+      r.sandboxesGone = await endRunsMissingFromList(ctx, c, { listedIds, listedAt }, spent);
     }
     return r;
   },
 });
+
+/** One list page, tried again (up to LIST_TRIES) on a transient failure while the pass has the time. */
+async function listPage(c: Config, token: string | undefined, spent: () => number) {
+  let page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
+  for (let tries = 1; !page.ok && tries < LIST_TRIES; tries++) {
+    const transient = ["timeout", "unavailable", "other"].includes(page.failure.kind);
+    if (!transient || spent() + pageWorstMs(c) > ACTION_BUDGET_MS) break;
+    page = await listTaggedSandboxes(c, { nextToken: token, limit: reconcileListLimit(c) });
+  }
+  return page;
+}
+
+/** Kills the listed sandboxes (past the grace window) that no live run owns, then records each kill. */
+async function killOrphans(ctx: ActionCtx, c: Config, old: ListedSandbox[], spent: () => number) {
+  const orphans = await ctx.runQuery(internal.reconcile.findOrphans, {
+    listed: old.map((s) => ({
+      sandboxId: s.sandboxId,
+      ...(s.runIdTag !== undefined ? { runIdTag: s.runIdTag } : {}),
+    })),
+  });
+  const results = await mapWithConcurrency(orphans, c.killConcurrency, async (o) => ({
+    ...o,
+    kill: await killSandboxSafely(c, o.sandboxId),
+  }));
+  // A kill that failed transiently is tried once more now, if the pass has the time: the
+  // next chance is a sweep interval away, and a 404 on the retry is as good as a kill.
+  const again = results.filter(
+    (x) => x.kill.outcome === "failed" && x.kill.kind !== "rate_limited" && x.kill.kind !== "auth",
+  );
+  const retryMs = Math.ceil(again.length / c.killConcurrency) * callBoundMs(c);
+  if (again.length > 0 && spent() + retryMs + pageWorstMs(c) <= ACTION_BUDGET_MS) {
+    await mapWithConcurrency(again, c.killConcurrency, async (x) => {
+      x.kill = await killSandboxSafely(c, x.sandboxId);
+    });
+  }
+  if (results.length > 0) await ctx.runMutation(internal.reconcile.recordOrphanKills, { results });
+  return results;
+}
+
+/**
+ * The whole namespace was listed in this pass: a running run whose sandbox is not in it may have
+ * been expired or killed by E2B. Asks E2B about each (getInfo, then a kill of our own) before
+ * ending the run, as many as the time left allows (two calls each). Returns how many ended.
+ */
+async function endRunsMissingFromList(
+  ctx: ActionCtx,
+  c: Config,
+  listing: { listedIds: string[]; listedAt: number },
+  spent: () => number,
+) {
+  const waves = Math.floor((ACTION_BUDGET_MS - spent()) / (2 * callBoundMs(c)));
+  const missing = (
+    await ctx.runQuery(internal.reconcile.runningRunsNotListed, {
+      ...listing,
+      graceMs: c.reconcileGraceMs,
+      limit: reconcileListLimit(c) * MAX_PAGES_PER_PASS,
+    })
+  ).slice(0, Math.max(0, waves * c.killConcurrency)); // the rest: the next complete pass
+  const probed = await mapWithConcurrency(missing, c.killConcurrency, async (m) => ({
+    ...m,
+    state: await confirmSandboxGone(c, m.sandboxId),
+  }));
+  const gone = probed.filter((p) => p.state === "gone").map(({ runId, sandboxId }) => ({ runId, sandboxId }));
+  for (const g of gone) await ctx.runMutation(internal.lifecycle.endRunSandboxGone, g);
+  return gone.length;
+}
