@@ -1,7 +1,7 @@
 import { type Infer, v } from "convex/values";
 import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
-import { getConfig, MAX_CREATE_WAIT_MS } from "./config";
+import { type Config, getConfig, MAX_CREATE_WAIT_MS } from "./config";
 import { insertBootingRun, type Run } from "./runs";
 import type { IdleAction } from "./status";
 
@@ -55,15 +55,6 @@ export async function admitStart(
     if (existing) return { kind: "existing", run: existing };
   }
 
-  const refuse = (code: RefusalCode, message: string, retryAfterMs?: number): Admission => {
-    return {
-      kind: "refused",
-      code,
-      message,
-      ...(retryAfterMs !== undefined ? { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } : {}),
-    };
-  };
-
   const active = await ctx.db
     .query("sandboxRuns")
     .withIndex("by_ownerId_and_endedAt", (q) => q.eq("ownerId", args.ownerId).eq("endedAt", undefined))
@@ -89,6 +80,31 @@ export async function admitStart(
     );
   }
 
+  const slot = await takeCreateSlot(ctx, c, recent, now);
+  if ("kind" in slot) return slot;
+  const run = await insertBootingRun(ctx, { ...args, createSlotAt: slot.at });
+  return { kind: "created", run, waitMs: slot.waitMs };
+}
+
+function refuse(code: RefusalCode, message: string, retryAfterMs?: number): Refusal {
+  return {
+    kind: "refused",
+    code,
+    message,
+    ...(retryAfterMs !== undefined ? { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } : {}),
+  };
+}
+
+/**
+ * The global create throttle: the next free slot, unless the caller already holds its share of
+ * queued slots or the wait is past MAX_CREATE_WAIT_MS. `recent`: the caller's starts of the last minute.
+ */
+async function takeCreateSlot(
+  ctx: MutationCtx,
+  c: Config,
+  recent: Run[],
+  now: number,
+): Promise<Refusal | { at: number; waitMs: number }> {
   const throttle = await ctx.db.query("createThrottle").first();
   const slot = Math.max(now, throttle?.nextSlotAt ?? 0, throttle?.blockedUntil ?? 0);
   const waitMs = slot - now;
@@ -118,9 +134,7 @@ export async function admitStart(
   const nextSlotAt = slot + Math.ceil(1_000 / c.createsPerSecond);
   if (throttle) await ctx.db.patch("createThrottle", throttle._id, { nextSlotAt });
   else await ctx.db.insert("createThrottle", { nextSlotAt, blockedUntil: 0 });
-
-  const run = await insertBootingRun(ctx, { ...args, createSlotAt: slot });
-  return { kind: "created", run, waitMs };
+  return { at: slot, waitMs };
 }
 
 /** E2B said 429: hold every start back for `retryAfterMs`. */

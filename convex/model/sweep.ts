@@ -97,20 +97,33 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
   // Kills owed whose retry time has come (or whose claiming sweep died).
   await scan("stopping", null); // a stopping run keeps its reason
 
-  // Dead-man switch: extend the E2B lifetime of running sandboxes that showed activity since
-  // their last extension; others are looked at again later. One extension per half lifetime.
-  const extendsOut: ExtendClaim[] = [];
   const dueLimit = room();
+  const extendsOut = await claimExtensions(ctx, c, { now, lease, limit: dueLimit, claimed });
+  if (dueLimit > 0 && extendsOut.scanned === dueLimit) full = true;
+  return { kills, extends: extendsOut.claims, more: full };
+}
+
+/**
+ * Dead-man switch: claims extensions of the E2B lifetime of running sandboxes that showed
+ * activity since their last extension; others are looked at again later. One extension per
+ * half lifetime. `scanned` says how many due runs were read (a full read: more may be due).
+ */
+async function claimExtensions(
+  ctx: MutationCtx,
+  c: Config,
+  p: { now: number; lease: number; limit: number; claimed: Set<string> },
+): Promise<{ claims: ExtendClaim[]; scanned: number }> {
+  const { now, lease } = p;
+  const extendsOut: ExtendClaim[] = [];
   const due =
-    dueLimit > 0
+    p.limit > 0
       ? await ctx.db
           .query("sandboxRuns")
           .withIndex("by_status_and_renewAt", (q) => q.eq("status", "running").lte("renewAt", now))
-          .take(dueLimit)
+          .take(p.limit)
       : [];
-  if (dueLimit > 0 && due.length === dueLimit) full = true;
   for (const run of due) {
-    if (claimed.has(run._id) || run.sandboxId === undefined) continue;
+    if (p.claimed.has(run._id) || run.sandboxId === undefined) continue;
     // While running, deadlineAt is the max-lifetime deadline (later than startedAt + max for a
     // run that paused: paused time does not count).
     const hardCap = run.deadlineAt + c.lifetimeSlackMs;
@@ -129,7 +142,7 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
       await ctx.db.patch("sandboxRuns", run._id, { renewAt: nextRenewAt(c, current, now) });
     }
   }
-  return { kills, extends: extendsOut, more: full };
+  return { claims: extendsOut, scanned: due.length };
 }
 
 /** Leases up to `want` free lanes (never leased, released, or lease ran out) until `until`. */
