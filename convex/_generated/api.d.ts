@@ -14,13 +14,16 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as actions_killIdleSandboxes from "../actions/killIdleSandboxes.js";
+import type * as actions_killWebhookSandbox from "../actions/killWebhookSandbox.js";
 import type * as actions_reconcileSandboxes from "../actions/reconcileSandboxes.js";
+import type * as actions_registerE2BWebhook from "../actions/registerE2BWebhook.js";
 import type * as actions_runCommand from "../actions/runCommand.js";
 import type * as actions_startSandboxRun from "../actions/startSandboxRun.js";
 import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
 import type * as admin from "../admin.js";
 import type * as commands from "../commands.js";
 import type * as crons from "../crons.js";
+import type * as http from "../http.js";
 import type * as lifecycle from "../lifecycle.js";
 import type * as model_access from "../model/access.js";
 import type * as model_activity from "../model/activity.js";
@@ -31,9 +34,12 @@ import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
+import type * as model_tags from "../model/tags.js";
+import type * as model_webhooks from "../model/webhooks.js";
 import type * as reconcile from "../reconcile.js";
 import type * as retention from "../retention.js";
 import type * as runs from "../runs.js";
+import type * as webhooks from "../webhooks.js";
 
 /**
  * A utility for referencing Convex functions in your app's API.
@@ -45,13 +51,16 @@ import type * as runs from "../runs.js";
  */
 declare const fullApi: ApiFromModules<{
   "actions/killIdleSandboxes": typeof actions_killIdleSandboxes;
+  "actions/killWebhookSandbox": typeof actions_killWebhookSandbox;
   "actions/reconcileSandboxes": typeof actions_reconcileSandboxes;
+  "actions/registerE2BWebhook": typeof actions_registerE2BWebhook;
   "actions/runCommand": typeof actions_runCommand;
   "actions/startSandboxRun": typeof actions_startSandboxRun;
   "actions/stopSandboxRun": typeof actions_stopSandboxRun;
   admin: typeof admin;
   commands: typeof commands;
   crons: typeof crons;
+  http: typeof http;
   lifecycle: typeof lifecycle;
   "model/access": typeof model_access;
   "model/activity": typeof model_activity;
@@ -62,9 +71,12 @@ declare const fullApi: ApiFromModules<{
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
+  "model/tags": typeof model_tags;
+  "model/webhooks": typeof model_webhooks;
   reconcile: typeof reconcile;
   retention: typeof retention;
   runs: typeof runs;
+  webhooks: typeof webhooks;
 }>;
 export declare const api: FilterApi<
   typeof fullApi,

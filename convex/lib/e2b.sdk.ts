@@ -4,6 +4,7 @@
 import {
   AuthenticationError,
   CommandExitError,
+  ConnectionConfig,
   NotFoundError,
   RateLimitError,
   Sandbox,
@@ -15,9 +16,9 @@ import { ConvexError } from "convex/values";
 import type { Config } from "../model/config";
 import type { KillFailureKind, KillOutcome } from "../model/status";
 
-/** Metadata keys every sandbox is tagged with at creation: who owns it, in which deployment. */
-export const TAG_NAMESPACE = "convexNamespace";
-export const TAG_RUN_ID = "convexRunId";
+import { TAG_NAMESPACE, TAG_RUN_ID } from "../model/tags";
+
+export { TAG_NAMESPACE, TAG_RUN_ID };
 
 export type E2BFailure = {
   kind: KillFailureKind | "not_found" | "invalid";
@@ -372,4 +373,63 @@ export async function runSandboxCommand(
     if (f.kind === "not_found" || /sandbox was killed|not found/i.test(f.message)) return { outcome: "gone" };
     return { outcome: "failed", failure: f };
   }
+}
+
+/** This deployment's lifecycle webhook at E2B, as registered. */
+export type LifecycleWebhook = {
+  name: string;
+  url: string;
+  events: string[];
+  enabled: boolean;
+  signatureSecret: string;
+};
+
+/**
+ * Registers the webhook, or updates the one of the same name (or URL): idempotent. E2B's
+ * `/events/webhooks` endpoints are not wrapped by the SDK, so this is plain fetch to the API
+ * URL the SDK itself uses (E2B_API_URL, else E2B's). Throws a caller error on any failure.
+ */
+export async function upsertLifecycleWebhook(
+  c: Config,
+  want: LifecycleWebhook,
+): Promise<{ action: "created" | "updated"; id: string }> {
+  const apiKey = requireApiKey(c);
+  const base = new ConnectionConfig({ apiKey }).apiUrl.replace(/\/+$/, "");
+  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          "X-API-Key": apiKey,
+          ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(c.e2bRequestTimeoutMs),
+      });
+    } catch (err) {
+      throw toCallerError(classifyE2BError(err));
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      const s = res.status;
+      throw toCallerError({
+        kind:
+          s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid",
+        status: s,
+        message: `${s}: ${text.slice(0, 200)}`,
+        refused: s < 500,
+      });
+    }
+    return text === "" ? null : (JSON.parse(text) as unknown);
+  };
+  const listed = await call("GET", "/events/webhooks");
+  const hooks = (Array.isArray(listed) ? listed : []) as { id?: unknown; name?: unknown; url?: unknown }[];
+  const mine = hooks.find((h) => h.name === want.name) ?? hooks.find((h) => h.url === want.url);
+  if (mine && typeof mine.id === "string") {
+    await call("PATCH", `/events/webhooks/${encodeURIComponent(mine.id)}`, want);
+    return { action: "updated", id: mine.id };
+  }
+  const made = (await call("POST", "/events/webhooks", want)) as { id?: unknown } | null;
+  return { action: "created", id: typeof made?.id === "string" ? made.id : "" };
 }

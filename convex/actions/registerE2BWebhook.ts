@@ -1,0 +1,42 @@
+"use node";
+import { ConvexError, v } from "convex/values";
+import { internalAction } from "../_generated/server";
+import { getConfig } from "../model/config";
+import { LIFECYCLE_EVENT_TYPES, WEBHOOK_PATH } from "../model/webhooks";
+import { upsertLifecycleWebhook } from "../lib/e2b.sdk";
+
+/** Registers (or updates) this deployment's lifecycle webhook at E2B; see admin:registerE2BWebhook. */
+export const registerE2BWebhook = internalAction({
+  args: {},
+  returns: v.object({
+    action: v.union(v.literal("created"), v.literal("updated")),
+    id: v.string(),
+    url: v.string(),
+  }),
+  handler: async () => {
+    const c = getConfig();
+    const secret = process.env.E2B_WEBHOOK_SECRET;
+    if (!secret) {
+      throw new ConvexError({
+        code: "CONFIG_INVALID",
+        message: "E2B_WEBHOOK_SECRET: is required (npx convex env set E2B_WEBHOOK_SECRET …)",
+      });
+    }
+    const site = process.env.CONVEX_SITE_URL;
+    if (!site) {
+      throw new ConvexError({
+        code: "CONFIG_INVALID",
+        message: "CONVEX_SITE_URL: is not set by this deployment",
+      });
+    }
+    const url = `${site.replace(/\/+$/, "")}${WEBHOOK_PATH}`;
+    const r = await upsertLifecycleWebhook(c, {
+      name: `convex-sandboxes-${c.namespace}`,
+      url,
+      events: [...LIFECYCLE_EVENT_TYPES],
+      enabled: true,
+      signatureSecret: secret,
+    });
+    return { ...r, url };
+  },
+});
