@@ -13,7 +13,12 @@ import {
   SandboxError,
   AuthenticationError,
 } from "e2b";
-import { E2BEmulator, useEmulatorEnv, parseMetadataFilter } from "./emulator/e2bEmulator";
+import {
+  E2BEmulator,
+  useEmulatorEnv,
+  parseMetadataFilter,
+  type LifecycleEvent,
+} from "./emulator/e2bEmulator";
 import { rejection } from "./helpers";
 
 const API_KEY = "e2b_test_key";
@@ -466,5 +471,203 @@ describe("wire details and load", () => {
     expect(other.callCount("list")).toBe(1);
     await other.stop();
     expect(await pending).toBeInstanceOf(Error);
+  });
+});
+
+describe("extension points: lifecycle events, mount, meter", () => {
+  it("emits created, updated, paused, resumed and killed on the emulator clock; unsubscribe stops them", async () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    emu.setClock(() => now);
+    const events: LifecycleEvent[] = [];
+    const off = emu.onLifecycle((e) => events.push(e));
+    try {
+      const sbx = await Sandbox.create("base", { timeoutMs: 60_000, metadata: { run: "r1" } });
+      now += 1_000;
+      await Sandbox.setTimeout(sbx.sandboxId, 120_000);
+      await Sandbox.connect(sbx.sandboxId, { timeoutMs: 1_000 }); // would shorten: no change, no event
+      await Sandbox.connect(sbx.sandboxId, { timeoutMs: 600_000 }); // extends: updated
+      now += 1_000;
+      await Sandbox.pause(sbx.sandboxId);
+      now += 1_000;
+      await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 });
+      now += 1_000;
+      await Sandbox.kill(sbx.sandboxId);
+      const t0 = Date.parse("2030-01-01T00:00:00Z");
+      expect(events.map((e) => [e.type, e.at, e.killReason])).toEqual([
+        ["created", t0, undefined],
+        ["updated", t0 + 1_000, undefined],
+        ["updated", t0 + 1_000, undefined],
+        ["paused", t0 + 2_000, undefined],
+        ["resumed", t0 + 3_000, undefined],
+        ["killed", t0 + 4_000, "request"],
+      ]);
+      expect(events[0]).toMatchObject({
+        sandboxId: sbx.sandboxId,
+        templateId: emu.get(sbx.sandboxId)!.templateID,
+        metadata: { run: "r1" },
+      });
+
+      // expiry is lazy, but its event carries the time it happened (endAt)
+      events.length = 0;
+      const short = await Sandbox.create("base", { timeoutMs: 5_000 });
+      now += 60_000;
+      emu.tick();
+      expect(events.map((e) => [e.type, e.at, e.killReason])).toEqual([
+        ["created", now - 60_000, undefined],
+        ["killed", now - 55_000, "timeout"],
+      ]);
+      expect(events[1]!.sandboxId).toBe(short.sandboxId);
+    } finally {
+      off();
+    }
+    await Sandbox.create("base");
+    expect(events).toHaveLength(2);
+  });
+
+  it("mount(): a prefix is served by its handler after the API-key check", async () => {
+    const seen: Array<{ method: string; url: string; body: string }> = [];
+    emu.mount("/events/webhooks", (req, res, body) => {
+      seen.push({ method: req.method!, url: req.url!, body: body.toString("utf8") });
+      res.writeHead(201, { "content-type": "application/json" });
+      res.end(JSON.stringify({ id: "wh1" }));
+    });
+    const ok = await raw("/events/webhooks", { method: "POST", body: '{"name":"x"}' });
+    expect(ok.status).toBe(201);
+    expect(await ok.json()).toEqual({ id: "wh1" });
+    expect(seen).toEqual([{ method: "POST", url: "/events/webhooks", body: '{"name":"x"}' }]);
+    const sub = await raw("/events/webhooks/wh1", { method: "DELETE" });
+    expect(sub.status).toBe(201);
+    const noKey = await raw("/events/webhooks", { method: "POST", body: "{}" }, null);
+    expect(noKey.status).toBe(401);
+    expect(seen).toHaveLength(2);
+    expect(emu.calls.map((c) => [c.endpoint, c.status])).toEqual([
+      ["other", 201],
+      ["other", 201],
+      ["other", 401],
+    ]);
+  });
+
+  it("meters running and paused time per sandbox on the emulator clock, and stops once dead", async () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    emu.setClock(() => now);
+    const sbx = await Sandbox.create("base", { timeoutMs: 600_000 });
+    now += 10_000;
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 10_000, pausedMs: 0 });
+    await Sandbox.pause(sbx.sandboxId);
+    now += 20_000;
+    expect(emu.alive()[0]).toMatchObject({ runningMs: 10_000, pausedMs: 20_000 });
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 5_000 });
+    now += 60_000; // runs 5 s, then its timeout kills it
+    expect(emu.all()[0]).toMatchObject({ runningMs: 15_000, pausedMs: 20_000, diedBy: "expired" });
+    now += 60_000;
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 15_000, pausedMs: 20_000 });
+  });
+});
+
+describe("fault kinds for the guarantee", () => {
+  it("ignoreMetadataKeys: list applies only part of the metadata filter", async () => {
+    const a = emu.seed({ metadata: { ns: "x", run: "a" } }).sandboxID;
+    const b = emu.seed({ metadata: { ns: "x", run: "b" } }).sandboxID;
+    emu.seed({ metadata: { ns: "y", run: "a" } });
+    emu.fault("list", { ignoreMetadataKeys: ["run"] });
+    const loose = await listAll({ query: { metadata: { ns: "x", run: "a" } } });
+    expect(loose.items.map((s) => s.sandboxId).sort()).toEqual([a, b].sort());
+    const strict = await listAll({ query: { metadata: { ns: "x", run: "a" } } });
+    expect(strict.items.map((s) => s.sandboxId)).toEqual([a]);
+  });
+
+  it("fakeSuccess: kill answers 204 (true) and the sandbox lives on", async () => {
+    const id = emu.seed({ metadata: { k: "v" } }).sandboxID;
+    emu.fault("kill", { fakeSuccess: true });
+    expect(await Sandbox.kill(id)).toBe(true);
+    expect(emu.calls[0]!.status).toBe(204);
+    expect(emu.isAlive(id)).toBe(true);
+    expect((await Sandbox.getInfo(id)).state).toBe("running");
+    expect(await Sandbox.kill(id)).toBe(true);
+    expect(emu.isAlive(id)).toBe(false);
+  });
+
+  it("applied kill 500: E2B dropped the entry (retry 404, unlisted) while the VM bills until the orphan reaper (~80 s)", async () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    emu.setClock(() => now);
+    const events: LifecycleEvent[] = [];
+    const off = emu.onLifecycle((e) => events.push(e));
+    try {
+      const sbx = await Sandbox.create("base", { metadata: { k: "v" } });
+      emu.fault("kill", { status: 500, applied: true });
+      const err = await rejection(Sandbox.kill(sbx.sandboxId));
+      expect((err as SandboxError).statusCode).toBe(500);
+      expect(await Sandbox.kill(sbx.sandboxId)).toBe(false); // 404: "gone" per the control plane
+      await expect(Sandbox.getInfo(sbx.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
+      expect((await listAll({ query: { metadata: { k: "v" } } })).items).toHaveLength(0);
+      expect(emu.alive()).toHaveLength(0);
+      now += 79_999;
+      expect(emu.orphanedVms()).toMatchObject([
+        { sandboxID: sbx.sandboxId, orphaned: true, runningMs: 79_999 },
+      ]);
+      expect(emu.get(sbx.sandboxId)!.diedAt).toBeUndefined(); // still billing
+      now += 1;
+      expect(emu.orphanedVms()).toHaveLength(0);
+      expect(emu.get(sbx.sandboxId)).toMatchObject({ diedBy: "reaped", diedAt: now, runningMs: 80_000 });
+      expect(events.map((e) => [e.type, e.killReason])).toEqual([
+        ["created", undefined],
+        ["killed", "orphaned"],
+      ]);
+    } finally {
+      off();
+    }
+  });
+
+  it("applied pause 500: the pause answered 500, the sandbox is 404 and its VM an orphan", async () => {
+    const sbx = await Sandbox.create("base");
+    emu.fault("pause", { applied: true }); // status defaults to 500
+    const err = await rejection(Sandbox.pause(sbx.sandboxId));
+    expect((err as SandboxError).statusCode).toBe(500);
+    await expect(Sandbox.getInfo(sbx.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.orphanedVms().map((s) => s.sandboxID)).toEqual([sbx.sandboxId]);
+  });
+
+  it("landAfterMs + dropResponse: invisible reservation (list omits, 404s, kill changes nothing), then it lands", async () => {
+    const t0 = Date.parse("2030-01-01T00:00:00Z");
+    let now = t0;
+    emu.setClock(() => now);
+    emu.fault("create", { landAfterMs: 70_000, dropResponse: true });
+    await expect(Sandbox.create("base", { metadata: { job: "late" }, timeoutMs: 60_000 })).rejects.toThrow();
+    const [pending] = emu.pendingCreates();
+    const id = pending!.sandboxID;
+    now += 30_000;
+    expect((await listAll({ query: { metadata: { job: "late" } } })).items).toHaveLength(0);
+    await expect(Sandbox.getInfo(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(id)).toBe(false);
+    await expect(Sandbox.setTimeout(id, 1_000)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    await expect(Sandbox.connect(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.pause(id).catch((e: unknown) => e)).toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.alive()).toHaveLength(0);
+    now = t0 + 70_000;
+    const found = await listAll({ query: { metadata: { job: "late" } } });
+    expect(found.items.map((s) => [s.sandboxId, s.startedAt.getTime(), s.endAt.getTime()])).toEqual([
+      [id, t0 + 70_000, t0 + 130_000],
+    ]);
+    expect(emu.get(id)!.runningMs).toBe(0);
+  });
+
+  it("landAfterMs + status: the client sees the error, the sandbox still lands; alone, the 201 waits for the landing", async () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    emu.setClock(() => now);
+    emu.fault("create", { landAfterMs: 5_000, status: 500 });
+    const err = await rejection(Sandbox.create("base", { metadata: { job: "a" } }));
+    expect((err as SandboxError).statusCode).toBe(500);
+    expect(emu.alive()).toHaveLength(0);
+    now += 5_000;
+    expect(emu.alive().map((s) => s.metadata.job)).toEqual(["a"]);
+
+    emu.fault("create", { landAfterMs: 5_000 });
+    let settled = false;
+    const creating = Sandbox.create("base", { metadata: { job: "b" } }).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    now += 5_000;
+    const sbx = await creating;
+    expect(emu.get(sbx.sandboxId)!.startedAt).toBe(now);
   });
 });

@@ -198,6 +198,34 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(await waitFor(() => gone(h.pid))).toBe(true);
   });
 
+  it("proxy502 fault: E2B's proxy says 'sandbox not found' for a live sandbox; the next call works", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    emu.envdFault({ kind: "proxy502" });
+    const err = await rejection(sbx.commands.run("echo hi"));
+    expect(err).toBeInstanceOf(SandboxNotFoundError);
+    const last = emu.calls.filter((c) => c.sandboxID === sbx.sandboxId && c.endpoint === "other").at(-1);
+    expect(last?.status).toBe(502);
+    expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
+    expect((await sbx.commands.run("echo hi")).stdout).toBe("hi\n");
+  });
+
+  it("killEnvd: every envd call fails (closed port 502) and running commands die, while the control plane says running", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const pidFile = path.join(tmp, "envd-victim.pid");
+    const h = await sbx.commands.run(`echo $$ > ${pidFile}; sleep 5`, { background: true });
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8").trim() !== "");
+    emu.killEnvd(sbx.sandboxId);
+    await rejection(h.wait());
+    expect(await waitFor(() => gone(h.pid))).toBe(true);
+    expect(await rejection(sbx.commands.run("echo hi"))).toBeInstanceOf(SandboxNotFoundError);
+    const health = await fetch(`${emu.url}/health`, { headers: { "E2b-Sandbox-Id": sbx.sandboxId } });
+    expect(health.status).toBe(502);
+    expect(await health.json()).toMatchObject({ message: "The sandbox is running but port is not open" });
+    expect(await sbx.isRunning()).toBe(false); // the SDK's own probe reads the data plane
+    expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
+    expect(emu.isAlive(sbx.sandboxId)).toBe(true);
+  });
+
   it("Sandbox.connect(id) then commands work", async () => {
     const created = await Sandbox.create("base", { timeoutMs: 60_000 });
     const sbx = await Sandbox.connect(created.sandboxId);

@@ -17,6 +17,13 @@
  *   POST   /sandboxes/{id}/pause         pause       204 (409 when already paused)
  * Requests carrying an `E2b-Sandbox-Id` header are envd traffic and go to `envdHandler`.
  *
+ * Extension points: `onLifecycle(listener)` (created/killed/paused/resumed/updated on the
+ * emulator clock, as E2B's node publishes them), `mount(prefix, handler)` (extra control-plane
+ * paths, e.g. "/events/webhooks", served after the API-key check), and a per-sandbox meter
+ * (`runningMs`, `pausedMs`). Faults: `fault(endpoint, FaultSpec)` for the control plane,
+ * `envdFault({kind: "proxy502"})` and `killEnvd(id)` for the data plane; a kill or pause that
+ * 500s after E2B dropped the entry leaves an orphaned VM (`orphanedVms()`), reaped ~80 s later.
+ *
  * Deliberate deviations from the real service:
  *  - Any template name is accepted (the real API 404s unknown templates); only the aliases in
  *    `templates` are resolved to a template ID.
@@ -50,7 +57,57 @@ export interface FaultSpec {
   // Precedence: delayMs first; then hang, else dropResponse, else status. A fault with only
   // delayMs delays a normal answer. Faults are consumed after the API-key check passes.
   message?: string;
+  /**
+   * list: E2B applies only part of the metadata filter — these keys are ignored when matching
+   * (a renamed filter parameter did exactly this once). The answer looks normal.
+   */
+  ignoreMetadataKeys?: string[];
+  /** kill: answer 204 without killing (E2B says killed but did not; only a later list can tell) */
+  fakeSuccess?: true;
+  /**
+   * kill/pause with `status` (default 500): the operation was applied anyway, as E2B's
+   * RemoveSandbox drops the store entry even when the node call fails (O/delete_instance.go).
+   * Later calls get 404 (or the previous snapshot, if it had one) and list omits it, while the
+   * VM keeps running and billing until E2B's orphan reaper ends it (`orphanReapMs`, ~80 s; see
+   * `orphanedVms()`), with a `killed` event, kill_reason "orphaned".
+   */
+  applied?: boolean;
+  /**
+   * create: the sandbox stays an invisible reservation (omitted from list; get/kill/pause/
+   * connect/timeout answer 404; a kill changes nothing) until the emulator CLOCK passes
+   * arrival + landAfterMs; it then appears with startedAt = that time. What the client sees is
+   * chosen by the other fields: status (answered at once), dropResponse, hang; with none of them
+   * the 201 is held until the sandbox lands.
+   */
+  landAfterMs?: number;
 }
+
+/** Faults of envd traffic (E2B's proxy in front of the in-sandbox daemon). */
+export type EnvdFaultSpec = {
+  /** E2B's proxy answers 502 {"code":502,"message":"The sandbox was not found"} though it lives */
+  kind: "proxy502";
+  /** how many upcoming envd requests get it (default 1; Infinity allowed) */
+  times?: number;
+};
+
+/** A sandbox lifecycle transition, as E2B's node publishes it (packages/shared/pkg/events). */
+export type LifecycleEvent = {
+  type: "created" | "killed" | "paused" | "resumed" | "updated";
+  sandboxId: string;
+  templateId: string;
+  metadata: Record<string, string>;
+  /** emulator clock, ms */
+  at: number;
+  /** killed only: "request" (DELETE or killDirect), "timeout" (TTL), "orphaned" (reaper) */
+  killReason?: "request" | "timeout" | "orphaned";
+};
+
+/** A control-plane path handled outside the emulator's routes (after the API-key check). */
+export type MountHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: Buffer,
+) => void | Promise<void>;
 
 export interface EmulatedSandbox {
   sandboxID: string;
@@ -67,12 +124,27 @@ export interface EmulatedSandbox {
   /** running: when the TTL runs out; paused: when it was paused (E2B reports the snapshot time) */
   endAt: number;
   diedAt?: number;
-  diedBy?: "killed" | "expired";
+  /** "reaped": an orphaned VM (see FaultSpec.applied) ended by E2B's orphan reaper */
+  diedBy?: "killed" | "expired" | "reaped";
   cpuCount: number;
   memoryMB: number;
   diskSizeMB: number;
   /** create body `autoPause` (SDK `lifecycle.onTimeout: "pause"`): on expiry it pauses instead of dying */
   autoPause: boolean;
+  /** emulator-clock ms its VM has run (billed compute), up to now; stops once the VM is gone */
+  runningMs: number;
+  /** emulator-clock ms it has spent paused (a snapshot, no VM), up to now */
+  pausedMs: number;
+  /** the VM still runs, but E2B's control plane has forgotten it (until the orphan reaper ends it) */
+  orphaned?: boolean;
+}
+
+/** Internal record: the public shape plus the meter's running segments. */
+interface Box extends EmulatedSandbox {
+  /** emulator clock when the VM started running (undefined: no VM) */
+  vmSince?: number;
+  /** emulator clock when it became paused (undefined: not paused) */
+  pausedSince?: number;
 }
 
 export interface CallRecord {
@@ -109,6 +181,8 @@ export interface E2BEmulatorOptions {
   templates?: Record<string, string>;
   /** running-sandbox limit (Hobby 20, Pro 100); above it create answers 429. Default: unlimited */
   maxConcurrentSandboxes?: number;
+  /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
+  orphanReapMs?: number;
 }
 
 /** E2B's deprecated-but-still-sent client ID (consts.ClientID in e2b-dev/infra). */
@@ -131,6 +205,8 @@ interface Outcome {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** answer only once this settles (e.g. a create whose sandbox lands later) */
+  hold?: Promise<void>;
 }
 
 interface QueuedFault {
@@ -288,9 +364,19 @@ export class E2BEmulator {
   private readonly templates: Record<string, string>;
   private latency: Partial<Record<Endpoint | "*", number>>;
   /** every sandbox ever made, in creation order (dead ones stay as history) */
-  private readonly sandboxes = new Map<string, EmulatedSandbox>();
+  private readonly sandboxes = new Map<string, Box>();
   /** the subset still alive (running or paused) */
-  private readonly aliveSet = new Map<string, EmulatedSandbox>();
+  private readonly aliveSet = new Map<string, Box>();
+  /** VMs E2B's control plane no longer knows, billing until the orphan reaper ends them */
+  private readonly orphans = new Map<string, { box: Box; reapAt: number }>();
+  /** creates still in flight (reservations): invisible until the clock passes landAt */
+  private readonly pending = new Map<string, { box: Box; landAt: number; timeoutS: number }>();
+  private readonly listeners = new Set<(e: LifecycleEvent) => void>();
+  private readonly mounts: Array<{ prefix: string; handler: MountHandler }> = [];
+  private envdFaults: Array<{ spec: EnvdFaultSpec; remaining: number }> = [];
+  /** sandboxes whose envd the user killed (every envd call fails; the control plane says running) */
+  private readonly envdDead = new Set<string>();
+  private readonly orphanReapMs: number;
   private faults = new Map<Endpoint, QueuedFault[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
@@ -304,6 +390,7 @@ export class E2BEmulator {
     this.envdVersion = opts.envdVersion ?? "0.6.4";
     this.templates = opts.templates ?? { base: "rki5dems9wqfm4r03t7g" };
     this.latency = { ...(opts.latencyMs ?? {}) };
+    this.orphanReapMs = opts.orphanReapMs ?? 80_000;
   }
 
   /** Listen on 127.0.0.1, random port (loopback only). */
@@ -349,25 +436,75 @@ export class E2BEmulator {
   /** Running and paused sandboxes (expiry applied first). Returns copies. */
   alive(): EmulatedSandbox[] {
     this.sweep();
-    return [...this.aliveSet.values()].map(copy);
+    return [...this.aliveSet.values()].map((s) => this.copy(s));
   }
 
   /** Every sandbox ever made, dead ones included. Returns copies. */
   all(): EmulatedSandbox[] {
     this.sweep();
-    return [...this.sandboxes.values()].map(copy);
+    return [...this.sandboxes.values()].map((s) => this.copy(s));
   }
 
   /** A sandbox, alive or dead (copy), or undefined if never seen. */
   get(id: string): EmulatedSandbox | undefined {
     this.sweep();
-    const s = this.sandboxes.get(id);
-    return s && copy(s);
+    const s = this.sandboxes.get(id) ?? this.pending.get(id)?.box;
+    return s && this.copy(s);
   }
 
   isAlive(id: string): boolean {
     this.sweep();
     return this.aliveSet.has(id);
+  }
+
+  /**
+   * VMs still running (and billing) that E2B's control plane has already forgotten: a kill or
+   * pause that answered 500 after dropping the store entry (FaultSpec.applied). They end when
+   * the orphan reaper runs. Copies; `orphaned: true`.
+   */
+  orphanedVms(): EmulatedSandbox[] {
+    this.sweep();
+    return [...this.orphans.values()].map((o) => this.copy(o.box));
+  }
+
+  /** Creates still in flight (reservations), invisible to the API until they land. Copies. */
+  pendingCreates(): EmulatedSandbox[] {
+    this.sweep();
+    return [...this.pending.values()].map((p) => this.copy(p.box));
+  }
+
+  /** Whether envd traffic to this sandbox reaches a live envd: running, and envd not killed. */
+  envdReachable(id: string): boolean {
+    this.sweep();
+    const s = this.aliveSet.get(id);
+    return s !== undefined && s.state === "running" && !this.envdDead.has(id);
+  }
+
+  /** Run expiry, landing reservations and the orphan reaper up to the current clock. */
+  tick(): void {
+    this.sweep();
+  }
+
+  // ---------------------------------------------------------------- extension points
+
+  /**
+   * Listen to lifecycle transitions (created, killed, paused, resumed, updated), emitted as
+   * they happen on the emulator clock (expiry, landing and reaping are applied lazily: on the
+   * next request, inspection or `tick()`, with `at` = when they happened). Returns unsubscribe.
+   */
+  onLifecycle(listener: (e: LifecycleEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Serve control-plane requests whose path starts with `prefix` (e.g. "/events/webhooks") with
+   * `handler`, after the API-key check. The call is recorded with endpoint "other".
+   */
+  mount(prefix: string, handler: MountHandler): void {
+    this.mounts.push({ prefix, handler });
   }
 
   // ---------------------------------------------------------------- direct manipulation
@@ -393,7 +530,8 @@ export class E2BEmulator {
       state,
       autoPause: s.autoPause ?? false,
     });
-    return copy(sbx);
+    this.publish(sbx, now);
+    return this.copy(sbx);
   }
 
   /** As if killed outside our system (e.g. the E2B dashboard). No-op if not alive. */
@@ -401,6 +539,20 @@ export class E2BEmulator {
     this.sweep();
     const s = this.aliveSet.get(id);
     if (s) this.die(s, "killed", this.clock());
+  }
+
+  /**
+   * As if the user killed envd inside the sandbox as root: every envd call to it fails as E2B's
+   * proxy answers for a closed port, while the control plane still says running.
+   */
+  killEnvd(sandboxId: string): void {
+    this.envdDead.add(sandboxId);
+  }
+
+  /** Queue a fault for upcoming envd requests (any sandbox). */
+  envdFault(spec: EnvdFaultSpec): void {
+    if (spec.times !== undefined && !(spec.times > 0)) return;
+    this.envdFaults.push({ spec: { ...spec }, remaining: spec.times ?? 1 });
   }
 
   /** As if its TTL passed now: dies (or pauses, if created with autoPause). No-op if not running. */
@@ -424,6 +576,7 @@ export class E2BEmulator {
 
   clearFaults(): void {
     this.faults = new Map();
+    this.envdFaults = [];
   }
 
   setLatency(endpoint: Endpoint | "*", ms: number): void {
@@ -441,6 +594,10 @@ export class E2BEmulator {
   reset(): void {
     this.sandboxes.clear();
     this.aliveSet.clear();
+    this.orphans.clear();
+    this.pending.clear();
+    this.envdDead.clear();
+    this.envdFaults = [];
     this.faults = new Map();
     this.calls.length = 0;
     this.latency = {};
@@ -452,14 +609,15 @@ export class E2BEmulator {
 
   // ---------------------------------------------------------------- state
 
+  /** A new sandbox record, not yet live: `publish` makes it visible. */
   private makeSandbox(
     template: string,
     f: Pick<EmulatedSandbox, "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause">,
-  ): EmulatedSandbox {
+  ): Box {
     // Template references may carry a ":tag"; aliases resolve to the template ID, as E2B reports.
     const name = template.split(":")[0]!.trim().toLowerCase();
     const resolved = this.templates[name];
-    const sbx: EmulatedSandbox = {
+    return {
       sandboxID: newSandboxID(),
       templateID: resolved ?? name,
       clientID: CLIENT_ID,
@@ -475,32 +633,150 @@ export class E2BEmulator {
       memoryMB: 512,
       diskSizeMB: 10240,
       autoPause: f.autoPause,
+      runningMs: 0,
+      pausedMs: 0,
     };
-    this.sandboxes.set(sbx.sandboxID, sbx);
-    this.aliveSet.set(sbx.sandboxID, sbx);
-    return sbx;
   }
 
-  /** Lazy expiry: every request and inspection first retires running sandboxes past endAt. */
+  /** The sandbox becomes live at `at`: listed, metered, and announced (`created`). */
+  private publish(s: Box, at: number): void {
+    this.sandboxes.set(s.sandboxID, s);
+    this.aliveSet.set(s.sandboxID, s);
+    if (s.state === "running") s.vmSince = at;
+    else s.pausedSince = at;
+    this.emit("created", s, at);
+  }
+
+  /**
+   * Lazy time: every request and inspection first lands due reservations, retires running
+   * sandboxes past endAt (E2B's evictor polls every 50 ms), and reaps due orphans.
+   */
   private sweep(): void {
     const now = this.clock();
+    for (const [id, p] of this.pending) {
+      if (now < p.landAt) continue;
+      this.pending.delete(id);
+      p.box.startedAt = p.landAt;
+      p.box.endAt = p.landAt + p.timeoutS * 1000;
+      this.publish(p.box, p.landAt);
+    }
     for (const s of this.aliveSet.values()) {
       if (s.state === "running" && now >= s.endAt) this.expire(s);
     }
+    for (const [id, o] of this.orphans) {
+      if (now < o.reapAt) continue;
+      this.orphans.delete(id);
+      o.box.orphaned = false;
+      this.stopVm(o.box, o.reapAt);
+      if (!this.aliveSet.has(id)) {
+        o.box.diedAt = o.reapAt;
+        o.box.diedBy = "reaped";
+      }
+      this.emit("killed", o.box, o.reapAt, "orphaned");
+    }
   }
 
-  private expire(s: EmulatedSandbox): void {
+  private expire(s: Box): void {
     if (s.autoPause) {
-      s.state = "paused"; // endAt stays: the snapshot time is when the TTL ran out
+      // endAt stays: the snapshot time is when the TTL ran out
+      this.pauseNow(s, s.endAt);
     } else {
       this.die(s, "expired", s.endAt);
     }
   }
 
-  private die(s: EmulatedSandbox, by: "killed" | "expired", at: number): void {
+  private pauseNow(s: Box, at: number): void {
+    s.state = "paused";
+    s.endAt = at; // listed paused sandboxes report the snapshot time as endAt
+    this.stopVm(s, at);
+    s.pausedSince = at;
+    this.emit("paused", s, at);
+  }
+
+  private resumeNow(s: Box, at: number, timeoutS: number): void {
+    this.stopPaused(s, at);
+    s.state = "running";
+    s.startedAt = at;
+    s.endAt = at + timeoutS * 1000;
+    s.vmSince = at;
+    this.emit("resumed", s, at);
+  }
+
+  private die(s: Box, by: "killed" | "expired", at: number): void {
     s.diedAt = at;
     s.diedBy = by;
+    this.stopVm(s, at);
+    this.stopPaused(s, at);
     this.aliveSet.delete(s.sandboxID);
+    this.envdDead.delete(s.sandboxID);
+    this.emit("killed", s, at, by === "expired" ? "timeout" : "request");
+  }
+
+  /**
+   * A kill or pause whose node call failed after E2B dropped the store entry: the control plane
+   * forgets the sandbox (404; a paused one keeps nothing either), the VM runs on as an orphan.
+   */
+  private orphan(s: Box, at: number): void {
+    this.aliveSet.delete(s.sandboxID);
+    if (s.state === "paused") {
+      // nothing running to orphan: the snapshot is gone, the sandbox with it
+      s.diedAt = at;
+      s.diedBy = "killed";
+      this.stopPaused(s, at);
+      this.emit("killed", s, at, "request");
+      return;
+    }
+    // Gone as far as the API can tell, but not dead: diedAt stays unset and the meter keeps
+    // running until the reaper ends the VM.
+    s.orphaned = true;
+    this.orphans.set(s.sandboxID, { box: s, reapAt: at + this.orphanReapMs });
+  }
+
+  private stopVm(s: Box, at: number): void {
+    if (s.vmSince === undefined) return;
+    s.runningMs += Math.max(0, at - s.vmSince);
+    s.vmSince = undefined;
+  }
+
+  private stopPaused(s: Box, at: number): void {
+    if (s.pausedSince === undefined) return;
+    s.pausedMs += Math.max(0, at - s.pausedSince);
+    s.pausedSince = undefined;
+  }
+
+  private emit(type: LifecycleEvent["type"], s: Box, at: number, killReason?: LifecycleEvent["killReason"]) {
+    if (this.listeners.size === 0) return;
+    const e: LifecycleEvent = {
+      type,
+      sandboxId: s.sandboxID,
+      templateId: s.templateID,
+      metadata: { ...s.metadata },
+      at,
+      ...(killReason !== undefined ? { killReason } : {}),
+    };
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        // a listener's bug must not become an emulator 500; surface it as an uncaught error
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  /** The public view: a copy with the meter brought up to now. */
+  private copy(s: Box): EmulatedSandbox {
+    const now = this.clock();
+    const { vmSince, pausedSince, ...pub } = s;
+    return {
+      ...pub,
+      metadata: { ...s.metadata },
+      envVars: { ...s.envVars },
+      runningMs: s.runningMs + (vmSince !== undefined ? Math.max(0, now - vmSince) : 0),
+      pausedMs: s.pausedMs + (pausedSince !== undefined ? Math.max(0, now - pausedSince) : 0),
+    };
   }
 
   private capMessage(): string {
@@ -531,9 +807,20 @@ export class E2BEmulator {
       res.on("finish", () => (rec.status = res.statusCode));
       this.sweep();
       const s = this.aliveSet.get(id);
-      // E2B's proxy answers 502 JSON for unknown, dead (and not-resumed paused) sandboxes.
-      if (!this.opts.envdHandler || !s || s.state !== "running") {
+      // E2B's proxy answers 502 JSON for unknown, dead (and not-resumed paused) sandboxes, and,
+      // under the proxy502 fault, for a live one too.
+      if (!this.opts.envdHandler || !s || s.state !== "running" || this.takeEnvdFault()) {
         sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
+        return;
+      }
+      if (this.envdDead.has(id)) {
+        // The proxy reaches the VM but nothing listens on envd's port (its closed-port answer).
+        sendJson(res, 502, {
+          code: 502,
+          message: "The sandbox is running but port is not open",
+          sandboxId: id,
+          port: 49983,
+        });
         return;
       }
       this.opts.envdHandler(req, res);
@@ -575,9 +862,10 @@ export class E2BEmulator {
       );
     }
 
-    if (!route) return fail(404, `Not found: ${method} ${url.pathname}`);
+    const mounted = route ? undefined : this.mounts.find((m) => url.pathname.startsWith(m.prefix));
+    if (!route && !mounted) return fail(404, `Not found: ${method} ${url.pathname}`);
 
-    const latency = this.latency[route.endpoint] ?? this.latency["*"] ?? 0;
+    const latency = (route && this.latency[route.endpoint]) ?? this.latency["*"] ?? 0;
     if (latency > 0) await this.sleep(latency);
 
     // Auth runs before the handler, as E2B's middleware does.
@@ -586,6 +874,13 @@ export class E2BEmulator {
       if (key === undefined || key === "")
         return fail(401, "Invalid API key, please check the X-API-KEY header");
       if (key !== this.opts.apiKey) return fail(401, "Invalid API key");
+    }
+
+    if (!route) {
+      res.on("finish", () => (rec.status = res.statusCode));
+      this.sweep();
+      await mounted!.handler(req, res, raw);
+      return;
     }
 
     const fault = this.takeFault(route.endpoint);
@@ -608,18 +903,18 @@ export class E2BEmulator {
       }
     }
 
-    // A status-only fault answers instead of doing the work.
-    if (fault?.status !== undefined && !fault.dropResponse && !fault.hang) {
-      const headers: Record<string, string> = {};
-      if (fault.retryAfterS !== undefined)
-        headers["Retry-After"] = String(Math.max(0, Math.floor(fault.retryAfterS)));
-      return fail(fault.status, fault.message ?? defaultFaultMessage(fault.status), headers);
+    // A status fault answers instead of doing the work, unless the work is applied anyway
+    // (kill/pause `applied`, a create that lands later) or the status is the lost answer's.
+    const worksAnyway = fault?.applied === true || fault?.landAfterMs !== undefined;
+    const faultStatus = fault?.status ?? (fault?.applied ? 500 : undefined);
+    if (faultStatus !== undefined && !fault!.dropResponse && !fault!.hang && !worksAnyway) {
+      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
     }
 
     let outcome: Outcome;
     try {
       this.sweep();
-      outcome = this.perform(route, url, body);
+      outcome = this.perform(route, url, body, fault);
     } catch (e) {
       if (e instanceof HttpError)
         outcome = { status: e.status, body: { code: e.status, message: e.message } };
@@ -631,7 +926,35 @@ export class E2BEmulator {
       req.socket.destroy(); // done the work, the answer is lost
       return;
     }
+    if (faultStatus !== undefined && outcome.status < 400) {
+      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
+    }
+    if (outcome.hold) await outcome.hold;
     answer(outcome);
+  }
+
+  private takeEnvdFault(): EnvdFaultSpec | undefined {
+    const head = this.envdFaults[0];
+    if (!head) return undefined;
+    head.remaining--;
+    if (head.remaining <= 0) this.envdFaults.shift();
+    return head.spec;
+  }
+
+  /** Resolves once `done()` holds, checking every few real ms (the clock may be simulated). */
+  private until(done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        this.sweep();
+        if (done() || this.stopped) return resolve();
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          check();
+        }, 5);
+        this.timers.add(t);
+      };
+      check();
+    });
   }
 
   private takeFault(endpoint: Endpoint): FaultSpec | undefined {
@@ -653,14 +976,14 @@ export class E2BEmulator {
     });
   }
 
-  private perform(route: Route, url: URL, body: Record<string, unknown>): Outcome {
+  private perform(route: Route, url: URL, body: Record<string, unknown>, fault?: FaultSpec): Outcome {
     switch (route.endpoint) {
       case "create":
-        return this.doCreate(body);
+        return this.doCreate(body, fault?.landAfterMs);
       case "list":
-        return this.doList(url.searchParams);
+        return this.doList(url.searchParams, fault?.ignoreMetadataKeys);
       case "kill":
-        return this.doKill(route.id!);
+        return this.doKill(route.id!, fault);
       case "getInfo":
         return this.doGetInfo(route.id!);
       case "setTimeout":
@@ -668,11 +991,11 @@ export class E2BEmulator {
       case "connect":
         return this.doConnect(route.id!, body);
       case "pause":
-        return this.doPause(route.id!);
+        return this.doPause(route.id!, fault?.applied === true);
     }
   }
 
-  private doCreate(body: Record<string, unknown>): Outcome {
+  private doCreate(body: Record<string, unknown>, landAfterMs?: number): Outcome {
     const templateID = body.templateID;
     if (typeof templateID !== "string" || templateID.trim() === "") {
       throw new HttpError(400, "Error when parsing request: templateID is required");
@@ -694,18 +1017,25 @@ export class E2BEmulator {
       }
     }
     const now = this.clock();
+    const lifeS = Math.max(0, timeoutS ?? DEFAULT_TIMEOUT_S);
     const sbx = this.makeSandbox(templateID, {
       metadata,
       envVars,
       startedAt: now,
-      endAt: now + Math.max(0, timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
+      endAt: now + lifeS * 1000,
       state: "running",
       autoPause: body.autoPause === true,
     });
+    if (landAfterMs !== undefined && landAfterMs > 0) {
+      this.pending.set(sbx.sandboxID, { box: sbx, landAt: now + landAfterMs, timeoutS: lifeS });
+      const hold = this.until(() => !this.pending.has(sbx.sandboxID));
+      return { status: 201, body: sandboxBody(sbx), hold };
+    }
+    this.publish(sbx, now);
     return { status: 201, body: sandboxBody(sbx) };
   }
 
-  private doList(q: URLSearchParams): Outcome {
+  private doList(q: URLSearchParams, ignoreMetadataKeys: string[] = []): Outcome {
     // state: form style, explode=false ("running,paused"); absent = both.
     let states: Array<"running" | "paused"> = ["running", "paused"];
     const rawStates = q.getAll("state");
@@ -763,7 +1093,9 @@ export class E2BEmulator {
     const matches = (s: EmulatedSandbox) =>
       states.includes(s.state) &&
       (filter === undefined ||
-        Object.entries(filter).every(([k, v]) => Object.hasOwn(s.metadata, k) && s.metadata[k] === v)) &&
+        Object.entries(filter).every(
+          ([k, v]) => ignoreMetadataKeys.includes(k) || (Object.hasOwn(s.metadata, k) && s.metadata[k] === v),
+        )) &&
       (startedAfter === undefined || s.startedAt >= startedAfter) &&
       (template === undefined || s.templateID === template || s.alias === template);
 
@@ -802,12 +1134,14 @@ export class E2BEmulator {
     return { status: 200, body: page.map(listedBody), headers };
   }
 
-  private doKill(id: string): Outcome {
+  private doKill(id: string, fault?: FaultSpec): Outcome {
     const s = this.aliveSet.get(id);
     // Running or paused (kill also deletes a paused sandbox's snapshot) -> 204; else JSON 404,
     // which the SDK's kill turns into `false`.
     if (!s) throw new HttpError(404, notFoundMsg(id));
-    this.die(s, "killed", this.clock());
+    if (fault?.fakeSuccess) return { status: 204 };
+    if (fault?.applied) this.orphan(s, this.clock());
+    else this.die(s, "killed", this.clock());
     return { status: 204 };
   }
 
@@ -828,6 +1162,7 @@ export class E2BEmulator {
     // sandbox never outlives startedAt + plan cap (getMaxAllowedTTL), no 400 here.
     const wanted = now + Math.max(0, timeoutS) * 1000;
     s.endAt = Math.min(wanted, s.startedAt + this.maxTimeoutS * 1000);
+    this.emit("updated", s, now);
     if (now >= s.endAt) this.expire(s);
     return { status: 204 };
   }
@@ -841,24 +1176,25 @@ export class E2BEmulator {
     if (s.state === "running") {
       // Already running: TTL is only ever extended (allowShorter=false), clipped to the cap; 200.
       const wanted = Math.min(now + Math.max(0, timeoutS) * 1000, s.startedAt + this.maxTimeoutS * 1000);
-      if (wanted > s.endAt) s.endAt = wanted;
+      if (wanted > s.endAt) {
+        s.endAt = wanted;
+        this.emit("updated", s, now);
+      }
       return { status: 200, body: sandboxBody(s) };
     }
     // Paused: resume as a fresh instance with the same ID: new start time, TTL from now; 201.
-    s.state = "running";
-    s.startedAt = now;
-    s.endAt = now + Math.max(0, timeoutS) * 1000;
+    this.resumeNow(s, now, Math.max(0, timeoutS));
     return { status: 201, body: sandboxBody(s) };
   }
 
-  private doPause(id: string): Outcome {
+  private doPause(id: string, applied: boolean): Outcome {
     const s = this.aliveSet.get(id);
     if (!s) throw new HttpError(404, notFoundMsg(id));
     if (s.state === "paused") {
       throw new HttpError(409, `Error pausing sandbox - sandbox '${id}' is already paused`);
     }
-    s.state = "paused";
-    s.endAt = this.clock(); // listed paused sandboxes report the snapshot time as endAt
+    if (applied) this.orphan(s, this.clock());
+    else this.pauseNow(s, this.clock());
     return { status: 204 };
   }
 }
@@ -909,8 +1245,8 @@ function detailBody(s: EmulatedSandbox) {
   };
 }
 
-function copy(s: EmulatedSandbox): EmulatedSandbox {
-  return { ...s, metadata: { ...s.metadata }, envVars: { ...s.envVars } };
+function retryAfter(f: FaultSpec): Record<string, string> {
+  return f.retryAfterS !== undefined ? { "Retry-After": String(Math.max(0, Math.floor(f.retryAfterS))) } : {};
 }
 
 function defaultFaultMessage(status: number): string {

@@ -825,7 +825,7 @@ export async function startEmulatorWithEnvd(
   const handler = createEnvdHandler({
     ...envd,
     lookup: (id) => {
-      if (!emu || !emu.isAlive(id)) return undefined;
+      if (!emu || !emu.envdReachable(id)) return undefined;
       const s = emu.get(id);
       if (!s || s.state !== "running") return undefined;
       return { envdAccessToken: s.envdAccessToken, envVars: s.envVars };
