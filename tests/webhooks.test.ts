@@ -310,6 +310,23 @@ describe("delivery faults", () => {
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
   });
 
+  it("drop with E2B's retry: the next attempt, 10 s later, applies it", async () => {
+    hooks.setRetries({ max: 3, intervalMs: 10_000 });
+    const { sandboxRunId, sandboxId } = await start();
+    await deliver();
+    hooks.fault({ drop: true });
+    emu.killDirect(sandboxId);
+    await deliver();
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
+    clock.advance(10_000);
+    await deliver();
+    expect(hooks.deliveries.slice(-2).map((d) => [d.attempt, d.dropped ?? false, d.status])).toEqual([
+      [1, true, undefined],
+      [2, false, 200],
+    ]);
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
+  });
+
   it("delay: a late event is applied when it arrives", async () => {
     const { sandboxRunId, sandboxId } = await start();
     hooks.fault({ delayMs: 30_000 });

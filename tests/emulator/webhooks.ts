@@ -63,6 +63,8 @@ export interface DeliveryRecord {
   dropped?: boolean;
   /** the response body, when JSON */
   response?: unknown;
+  /** 1 for the first attempt; retries count up */
+  attempt: number;
 }
 
 export type Deliver = (
@@ -77,8 +79,8 @@ type Pending = {
   record: DeliveryRecord;
   body: string;
   badSignature: boolean;
-  /** held until the delivery with this seq is sent (reorder) */
-  after?: number;
+  /** this attempt is lost on the way (the backend never sees it) */
+  drop: boolean;
 };
 
 export function e2bWebhookSignature(secret: string, rawBody: string | Buffer): string {
@@ -101,6 +103,7 @@ export class WebhookEmulator {
   private heldBack: Pending[] = [];
   private random: (() => number) | undefined;
   private rates = { drop: 0, duplicate: 0 };
+  private retries: { max: number; intervalMs: number } | undefined;
 
   constructor(
     private readonly opts: {
@@ -108,8 +111,15 @@ export class WebhookEmulator {
       clock: () => number;
       /** latency of every delivery, ms on the clock; a function draws one per delivery */
       latencyMs?: number | (() => number);
+      /**
+       * E2B retries a delivery that got no answer or a 5xx (docs preview: 3 times, 10 s apart;
+       * unverified). Default: no retries, so a test's drop is final.
+       */
+      retries?: { max: number; intervalMs: number };
     },
-  ) {}
+  ) {
+    this.retries = opts.retries;
+  }
 
   /** Serves `/events/webhooks` on the emulator and subscribes to its lifecycle events. */
   attach(source: E2BEmulator): this {
@@ -183,6 +193,11 @@ export class WebhookEmulator {
     this.faults.push({ spec: { ...spec }, remaining: spec.times ?? 1 });
   }
 
+  /** Turns E2B's retries of failed deliveries on (or off, with undefined). */
+  setRetries(retries: { max: number; intervalMs: number } | undefined): void {
+    this.retries = retries;
+  }
+
   /** Random faults on every delivery from now on (benchmarks): `random` must be seeded. */
   faultRates(rates: { drop: number; duplicate: number }, random: () => number): void {
     this.rates = rates;
@@ -195,6 +210,7 @@ export class WebhookEmulator {
     this.heldBack = [];
     this.faults = [];
     this.deliveries.length = 0;
+    this.retries = this.opts.retries;
   }
 
   // ------------------------------------------------------------ delivery
@@ -227,14 +243,12 @@ export class WebhookEmulator {
         sandboxId: e.sandboxId,
         webhookId: hook.id,
         publishedAt: e.at,
+        attempt: 1,
         ...(fault ? { fault } : {}),
       };
       this.deliveries.push(record);
-      if (fault?.drop) {
-        record.dropped = true;
-        continue;
-      }
-      const dueAt = this.opts.clock() + this.latency() + (fault?.duplicate ? 0 : (fault?.delayMs ?? 0));
+      // From when it happened: an expiry the emulator applies lazily was published back then.
+      const dueAt = e.at + this.latency() + (fault?.duplicate ? 0 : (fault?.delayMs ?? 0));
       const p: Pending = {
         dueAt,
         seq: this.seq++,
@@ -242,11 +256,13 @@ export class WebhookEmulator {
         record,
         body,
         badSignature: fault?.badSignature ?? false,
+        drop: fault?.drop ?? false,
       };
       if (fault?.reorder) this.heldBack.push(p);
       else this.enqueue(p);
       if (fault?.duplicate) {
         const copy: DeliveryRecord = { ...record };
+        delete copy.fault;
         this.deliveries.push(copy);
         this.enqueue({ ...p, seq: this.seq++, record: copy, dueAt: dueAt + (fault.delayMs ?? 0) });
       }
@@ -310,6 +326,11 @@ export class WebhookEmulator {
   }
 
   private async send(p: Pending): Promise<void> {
+    if (p.drop) {
+      p.record.dropped = true;
+      this.retry(p);
+      return;
+    }
     const secret = p.badSignature ? `${p.hook.signatureSecret}-wrong` : p.hook.signatureSecret;
     const res = await this.opts.deliver(p.hook.url, {
       method: "POST",
@@ -330,6 +351,24 @@ export class WebhookEmulator {
     } catch {
       p.record.response = text;
     }
+    if (res.status >= 500) this.retry(p);
+  }
+
+  /** The next attempt of a failed delivery, if E2B would make one (each attempt may be lost too). */
+  private retry(p: Pending): void {
+    const r = this.retries;
+    if (!r || p.record.attempt > r.max) return;
+    const record: DeliveryRecord = {
+      eventId: p.record.eventId,
+      type: p.record.type,
+      sandboxId: p.record.sandboxId,
+      webhookId: p.record.webhookId,
+      publishedAt: p.record.publishedAt,
+      attempt: p.record.attempt + 1,
+    };
+    this.deliveries.push(record);
+    const drop = this.random !== undefined && this.random() < this.rates.drop;
+    this.enqueue({ ...p, seq: this.seq++, record, dueAt: p.dueAt + r.intervalMs, drop });
   }
 }
 
