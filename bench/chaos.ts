@@ -14,9 +14,10 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_E2B_BACKOFF_MS } from "../convex/model/admission";
 import type { WorkloadResult } from "./lib/chaosDriver";
+import type { Latency } from "./lib/chaosMetrics";
 import { oursEnv } from "./lib/chaosOurs";
 import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
-import { type ChaosOptions, T0 } from "./lib/chaosWorker";
+import { type ChaosOptions, type StrategyName, T0, WEBHOOK_LATENCY_MS } from "./lib/chaosWorker";
 
 // ------------------------------------------------------------------ options
 const argv = process.argv.slice(2);
@@ -39,6 +40,8 @@ const known = [
   "heartbeat-every-s",
   "drain-bound-min",
   "prune-ended-after-min",
+  "webhook-drop-rate",
+  "webhook-duplicate-rate",
 ];
 for (const a of argv) {
   const name = a.startsWith("--") ? a.slice(2).split("=")[0]! : undefined;
@@ -55,6 +58,8 @@ const O: ChaosOptions = {
   heartbeatEveryMs: Math.floor(opt("heartbeat-every-s", 60) * 1000),
   drainBoundMs: Math.floor(opt("drain-bound-min", 120) * 60_000),
   pruneEndedAfterMs: Math.floor(opt("prune-ended-after-min", 2) * 60_000),
+  webhookDropRate: opt("webhook-drop-rate", 0.05),
+  webhookDuplicateRate: opt("webhook-duplicate-rate", 0.05),
 };
 // Fails fast on a bad --fault-rate, before any worker starts.
 makePlan({ ...O, runs: 1, t0: T0, backoffAfter429Ms: DEFAULT_E2B_BACKOFF_MS });
@@ -64,7 +69,7 @@ const realDate = new Date().toISOString();
 // ------------------------------------------------------------------ run: both strategies at once, one worker thread each
 const wallStart = performance.now();
 let warnings = 0;
-function runStrategy(strategy: "ours" | "seed"): Promise<WorkloadResult> {
+function runStrategy(strategy: StrategyName): Promise<WorkloadResult> {
   process.stderr.write(`${strategy}: ${O.runs} starts …\n`);
   return new Promise((resolve, reject) => {
     // Worker threads do not inherit tsx's loader: register it in the worker, then load the module.
@@ -85,11 +90,11 @@ function runStrategy(strategy: "ours" | "seed"): Promise<WorkloadResult> {
     );
   });
 }
-const results = await Promise.all([runStrategy("ours"), runStrategy("seed")]);
+const results = await Promise.all([runStrategy("ours"), runStrategy("oursWebhooks"), runStrategy("seed")]);
 const totalWallS = (performance.now() - wallStart) / 1000;
 
 // ------------------------------------------------------------------ report
-const [ours, seed] = results as [WorkloadResult, WorkloadResult];
+const [ours, oursHooks, seed] = results as [WorkloadResult, WorkloadResult, WorkloadResult];
 const n = (x: number, d = 0) =>
   Number.isFinite(x)
     ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })
@@ -161,8 +166,8 @@ const goalTable = table(
 );
 
 const faultTable = table(
-  ["fault (rate each " + O.faultRate + ")", "planned", "injected: ours", "injected: seed"],
-  ALL_FAULTS.map((k) => [k, ours.planned[k], ours.injected[k], seed.injected[k]]),
+  ["fault (rate each " + O.faultRate + ")", "planned", ...results.map((r) => `injected: ${r.strategy}`)],
+  ALL_FAULTS.map((k) => [k, ours.planned[k], ...results.map((r) => r.injected[k])]),
 );
 
 const fmtCounts = (m: Record<string, number>) =>
@@ -177,63 +182,103 @@ const unplannedTimeouts = (r: WorkloadResult) =>
     0,
   );
 
+const eachResult = (f: (r: WorkloadResult) => string | number) => results.map(f);
 const ctx = table(
-  ["", "ours", "seed"],
+  ["", ...results.map((r) => r.strategy)],
   [
-    [
-      "starts ok / failed",
-      `${ours.startsOk} / ${ours.startsFailed}`,
-      `${seed.startsOk} / ${seed.startsFailed}`,
-    ],
+    ["starts ok / failed", ...eachResult((r) => `${r.startsOk} / ${r.startsFailed}`)],
     [
       "heartbeats / user stops / sweep ticks",
-      `${ours.heartbeats} / ${ours.stopsIssued} / ${ours.sweeps}`,
-      `${seed.heartbeats} / ${seed.stopsIssued} / ${seed.sweeps}`,
+      ...eachResult((r) => `${r.heartbeats} / ${r.stopsIssued} / ${r.sweeps}`),
     ],
-    ["sandboxes created", ours.orphans.sandboxes, seed.orphans.sandboxes],
-    ["sandbox-seconds in total", n(ours.orphans.sandboxSeconds, 0), n(seed.orphans.sandboxSeconds, 0)],
-    ["orphaned sandboxes (any length)", ours.orphans.orphans, seed.orphans.orphans],
-    ["sandboxes alive at the end (any)", ours.orphans.aliveAtEnd, seed.orphans.aliveAtEnd],
+    ["sandboxes created", ...eachResult((r) => r.orphans.sandboxes)],
+    ["sandbox-seconds in total", ...eachResult((r) => n(r.orphans.sandboxSeconds, 0))],
+    ["orphaned sandboxes (any length)", ...eachResult((r) => r.orphans.orphans)],
+    ["sandboxes alive at the end (any)", ...eachResult((r) => r.orphans.aliveAtEnd)],
     [
       "simulated span: last start / end",
-      `${n((ours.lastStartAt - T0) / 1000)} s / ${n((ours.endAt - T0) / 1000)} s`,
-      `${n((seed.lastStartAt - T0) / 1000)} s / ${n((seed.endAt - T0) / 1000)} s`,
+      ...eachResult((r) => `${n((r.lastStartAt - T0) / 1000)} s / ${n((r.endAt - T0) / 1000)} s`),
     ],
     [
       "drained after the last start",
-      ours.drained ? `${n(ours.drainedAfterLastStartS)} s` : "no",
-      seed.drained ? `${n(seed.drainedAfterLastStartS)} s` : "no",
+      ...eachResult((r) => (r.drained ? `${n(r.drainedAfterLastStartS)} s` : "no")),
     ],
     [
       "E2B calls by endpoint",
-      Object.entries(ours.e2bCallsByEndpoint)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(", "),
-      Object.entries(seed.e2bCallsByEndpoint)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(", "),
+      ...eachResult((r) =>
+        Object.entries(r.e2bCallsByEndpoint)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", "),
+      ),
     ],
-    [
-      "create faults left queued (start never reached create)",
-      ours.staleCreateFaults,
-      seed.staleCreateFaults,
-    ],
-    [
-      "client-side request timeouts, by endpoint",
-      fmtCounts(ours.clientTimeouts),
-      fmtCounts(seed.clientTimeouts),
-    ],
-    ["… of which not injected (a busy event loop)", unplannedTimeouts(ours), unplannedTimeouts(seed)],
-    ...[...new Set([...Object.keys(ours.extra), ...Object.keys(seed.extra)])].map((k) => [
+    ["create faults left queued (start never reached create)", ...eachResult((r) => r.staleCreateFaults)],
+    ["client-side request timeouts, by endpoint", ...eachResult((r) => fmtCounts(r.clientTimeouts))],
+    ["… of which not injected (a busy event loop)", ...eachResult(unplannedTimeouts)],
+    ...[...new Set(results.flatMap((r) => Object.keys(r.extra)))].map((k) => [
       k,
-      String(ours.extra[k] ?? "—"),
-      String(seed.extra[k] ?? "—"),
+      ...eachResult((r) => String(r.extra[k] ?? "—")),
     ]),
   ],
 );
 
+// How soon the backend knew what E2B knew: webhooks on vs polling alone.
+const sec = (x: number) => (Number.isFinite(x) ? `${n(x, 1)} s` : "never");
+const lat = (l: Latency) => (l.n === 0 ? "—" : `${sec(l.p50)} / ${sec(l.p99)}`);
+const knowingTable = table(
+  [
+    "strategy",
+    "lost create response: creation → id recorded (p50 / p99)",
+    "… → run ended (p50 / p99)",
+    "E2B-side death → run ended (p50 / p99)",
+    "lost creates / E2B-side deaths counted",
+  ],
+  results.map((r) => [
+    r.strategy,
+    `${lat(r.knowing.lostCreateIdRecorded)} (${r.knowing.lostCreateIdRecorded.happened} of ${r.knowing.lostCreateIdRecorded.n} recorded)`,
+    lat(r.knowing.lostCreateRunEnded),
+    lat(r.knowing.e2bDeathRunEnded),
+    `${r.knowing.lostCreateIdRecorded.n} / ${r.knowing.e2bDeathRunEnded.n}`,
+  ]),
+);
+const hookGoals: [string, string, string, boolean][] = [
+  [
+    "lost create response: id recorded, p99",
+    "≤ 5 s",
+    sec(oursHooks.knowing.lostCreateIdRecorded.p99),
+    oursHooks.knowing.lostCreateIdRecorded.p99 <= 5,
+  ],
+  [
+    "E2B-side death → run ended, p99",
+    "≤ 5 s",
+    sec(oursHooks.knowing.e2bDeathRunEnded.p99),
+    oursHooks.knowing.e2bDeathRunEnded.p99 <= 5,
+  ],
+  [
+    "sandboxes alive with no live run after drain",
+    "0",
+    String(oursHooks.orphans.aliveOrphansAtEnd),
+    oursHooks.orphans.aliveOrphansAtEnd === 0,
+  ],
+  [
+    "runs left non-terminal",
+    "0",
+    String(oursHooks.orphans.nonTerminalRuns),
+    oursHooks.orphans.nonTerminalRuns === 0,
+  ],
+  [
+    "runs ended while the sandbox they recorded lived on",
+    "0",
+    String(oursHooks.orphans.endedWhileSandboxLived),
+    oursHooks.orphans.endedWhileSandboxLived === 0,
+  ],
+];
+const hookGoalTable = table(
+  ["goal (ours + webhooks)", "target", "ours + webhooks", "met"],
+  hookGoals.map(([g, tgt, v, ok]) => [g, tgt, v, ok ? "yes" : "**NO**"]),
+);
+
 const envUsed = oursEnv({ requestTimeoutMs: O.requestTimeoutMs });
-const allMet = goals.every((g) => g[3]);
+const allMet = goals.every((g) => g[3]) && hookGoals.every((g) => g[3]);
 const wallOf = (r: WorkloadResult) =>
   `${n(r.wallMs / 1000, 1)} s (starts ${n(r.wallByStep.starts, 0)}, stops ${n(r.wallByStep.stops, 0)}, heartbeats ${n(
     r.wallByStep.heartbeats,
@@ -250,13 +295,20 @@ const section = `## \`${command}\`
   .join(
     ", ",
   )}; ended runs pruned ${O.pruneEndedAfterMs < 0 ? "never" : `${O.pruneEndedAfterMs / 60_000} simulated min after they ended`}.
-- wall time: **${n(totalWallS, 1)} s** in total; both strategies ran at once, one worker thread each — ours ${wallOf(ours)},
-  seed ${wallOf(seed)}.
+- ours + webhooks: the same, plus lifecycle webhooks (E2B_WEBHOOK_SECRET, registered with admin:registerE2BWebhook):
+  delivery latency ${WEBHOOK_LATENCY_MS[0] / 1000}–${WEBHOOK_LATENCY_MS[1] / 1000} simulated s, ${O.webhookDropRate * 100} % of delivery attempts lost (E2B retries: 3, 10 s apart),
+  ${O.webhookDuplicateRate * 100} % of events delivered twice (1 s apart). "ours" is the same backend with no webhook registered: polling alone.
+- wall time: **${n(totalWallS, 1)} s** in total; the strategies ran at once, one worker thread each — ours ${wallOf(ours)},
+  ours + webhooks ${wallOf(oursHooks)}, seed ${wallOf(seed)}.
 - goals: **${allMet ? "all met" : "NOT all met"}**
 
 ${main}
 
 ${goalTable}
+
+${knowingTable}
+
+${hookGoalTable}
 
 ${faultTable}
 
@@ -346,9 +398,13 @@ writeFileSync(
 writeFileSync(join(outDir, "chaos.json"), JSON.stringify(saved, null, 2) + "\n");
 
 console.log(`\n${command}   (${O.runs} starts, plan seed ${O.seed}, fault rate ${O.faultRate})`);
-console.log(`wall ${n(totalWallS, 1)} s — ours ${wallOf(ours)}, seed ${wallOf(seed)}\n`);
+console.log(
+  `wall ${n(totalWallS, 1)} s — ours ${wallOf(ours)}, ours + webhooks ${wallOf(oursHooks)}, seed ${wallOf(seed)}\n`,
+);
 console.log(main + "\n");
 console.log(goalTable + "\n");
+console.log(knowingTable + "\n");
+console.log(hookGoalTable + "\n");
 console.log(faultTable + "\n");
 console.log(ctx + "\n");
 console.log(

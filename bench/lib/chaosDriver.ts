@@ -10,7 +10,15 @@ import {
   type StartFault,
   type StartPlan,
 } from "./chaosPlan";
-import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
+import {
+  type E2BKill,
+  knowingReport,
+  type KnowingReport,
+  orphanReport,
+  type OrphanReport,
+  type RunFinal,
+  type SandboxLife,
+} from "./chaosMetrics";
 
 export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
 
@@ -34,6 +42,12 @@ export interface Strategy {
   runOfSandbox(s: EmulatedSandbox, startIndex: number | undefined): string | undefined;
   /** Strategy-specific counters for the report. */
   extra(): Promise<Record<string, number | string>>;
+  /** Lifecycle webhook deliveries queued on the simulated clock (a strategy that takes them). */
+  readonly webhooks?: {
+    nextDueAt(): number | undefined;
+    /** Delivers everything due by `until` (the clock is at `until`), with its consequences. */
+    deliverDue(until: number): Promise<void>;
+  };
   close(): Promise<void>;
 }
 
@@ -71,6 +85,8 @@ export type WorkloadResult = {
   /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
   clientTimeouts: Record<string, number>;
   orphans: OrphanReport;
+  /** lost create responses and E2B-side deaths: how soon the backend knew (simulated s) */
+  knowing: KnowingReport;
   extra: Record<string, number | string>;
 };
 
@@ -99,8 +115,8 @@ function backgroundFault(
   return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
 }
 
-/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat), then index. */
-type Ev = { at: number; kind: 0 | 1 | 2; i: number };
+/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat < E2B kill), then index. */
+type Ev = { at: number; kind: 0 | 1 | 2 | 3; i: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -192,6 +208,9 @@ export async function runWorkload(
     const injectedE2B = zero();
     /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
     const createdBy: number[] = [];
+    /** whether the k-th sandbox's create response was lost */
+    const createLost: boolean[] = [];
+    const e2bKills: E2BKill[] = [];
     let startsOk = 0;
     let startsDone = 0;
     let startsFailed = 0;
@@ -217,6 +236,14 @@ export async function runWorkload(
 
     for (;;) {
       const ev = heap.peek();
+      const hookAt = strat.webhooks?.nextDueAt();
+      if (hookAt !== undefined && hookAt <= Math.min(nextSweep, ev?.at ?? Number.POSITIVE_INFINITY, bound)) {
+        // A webhook delivery is due before anything else happens.
+        const at = Math.max(o.clock.now(), hookAt);
+        o.clock.set(at);
+        await strat.webhooks!.deliverDue(at);
+        continue;
+      }
       if (nextSweep <= (ev?.at ?? Number.POSITIVE_INFINITY)) {
         if (nextSweep > bound) break;
         o.clock.set(nextSweep);
@@ -266,7 +293,10 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
+          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) {
+            createdBy.push(p.index);
+            createLost.push(c.fault?.dropResponse === true);
+          }
         }
         if (createFault) {
           if (faultedCreates > 0) injectedE2B[p.startFault!]++;
@@ -279,8 +309,21 @@ export async function runWorkload(
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
           if (o.heartbeatEveryMs < until) heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index });
+          if (p.e2bKillsAfterMs !== undefined) {
+            planned.e2bKillsSandbox++;
+            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 3, i: p.index });
+          }
         } else {
           startsFailed++;
+        }
+      } else if (ev!.kind === 3) {
+        // E2B ends this start's sandbox on its own, if it still lives.
+        const all = emu.all();
+        const victim = all.find((s, k) => createdBy[k] === p.index && s.diedAt === undefined);
+        if (victim && emu.isAlive(victim.sandboxID)) {
+          emu.killDirect(victim.sandboxID);
+          injectedE2B.e2bKillsSandbox++;
+          e2bKills.push({ index: p.index, sandboxId: victim.sandboxID, at: o.clock.now() });
         }
       } else if (ev!.kind === 1) {
         stopsIssued++;
@@ -323,6 +366,12 @@ export async function runWorkload(
       diedAt: s.diedAt,
     }));
     const finals = await strat.finalRuns();
+    const finalById = new Map(finals.map((f) => [f.runId, f]));
+    const lostCreates = all
+      .map((s, k) => ({ s, k }))
+      .filter(({ k }) => createLost[k])
+      .map(({ s, k }) => ({ sandbox: s, run: finalById.get(strat.runOfSandbox(s, createdBy[k]) ?? "") }));
+    const deaths = e2bKills.map((d) => ({ ...d, run: finalById.get(runIds.get(d.index) ?? "") }));
     const byEndpoint: Record<string, number> = {};
     for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
     return {
@@ -345,6 +394,7 @@ export async function runWorkload(
       clientTimeouts,
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      knowing: knowingReport(lostCreates, deaths, endAt),
       extra: await strat.extra(),
     };
   }

@@ -21,8 +21,16 @@ export type StartFault = (typeof START_FAULTS)[number];
 export const BACKGROUND_FAULTS = ["kill500", "killTimeout", "list500"] as const;
 export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 
-export type FaultKind = StartFault | BackgroundFault;
-export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS];
+/**
+ * E2B ends a run's sandbox on its own (users report silent early deletions on 1–3 % of runs):
+ * drawn per start from its own stream, at a time after the start; the driver kills whatever
+ * sandbox that start made, if it is still alive then.
+ */
+export const E2B_SIDE_FAULTS = ["e2bKillsSandbox"] as const;
+export type E2BSideFault = (typeof E2B_SIDE_FAULTS)[number];
+
+export type FaultKind = StartFault | BackgroundFault | E2BSideFault;
+export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS, ...E2B_SIDE_FAULTS];
 
 export type Behaviour =
   | { kind: "idle" } // never touches the run after the start: the idle sweep ends it
@@ -36,6 +44,8 @@ export type StartPlan = {
   startFault?: StartFault;
   background: BackgroundFault[];
   behaviour: Behaviour;
+  /** e2bKillsSandbox: E2B kills this start's sandbox this long after the start (simulated ms) */
+  e2bKillsAfterMs?: number;
 };
 
 /** sfc32: small, fast, well distributed; seeded through splitmix32. */
@@ -107,6 +117,8 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
+    const d = prng(mix(o.seed, i, 3));
+    const e2bKillsAfterMs = d() < o.faultRate ? Math.round((0.25 + d() * 19.75) * 60_000) : undefined;
     plans.push({
       index: i,
       at,
@@ -114,6 +126,7 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       ...(startFault ? { startFault } : {}),
       background,
       behaviour,
+      ...(e2bKillsAfterMs !== undefined ? { e2bKillsAfterMs } : {}),
     });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);
   }

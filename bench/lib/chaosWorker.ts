@@ -23,7 +23,14 @@ export type ChaosOptions = {
   drainBoundMs: number;
   /** ours: delete runs this long after they ended (convex-test scans whole tables); <0 = never */
   pruneEndedAfterMs: number;
+  /** ours + webhooks: share of delivery attempts lost, and of events delivered twice */
+  webhookDropRate: number;
+  webhookDuplicateRate: number;
 };
+
+export type StrategyName = "ours" | "oursWebhooks" | "seed";
+/** Simulated latency of a webhook delivery, ms (uniform): E2B publishes, then delivers. */
+export const WEBHOOK_LATENCY_MS: [number, number] = [200, 2_000];
 
 export const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 export const SWEEP_INTERVAL_MS = 60_000; // convex/crons.ts: both crons every minute
@@ -49,7 +56,7 @@ async function warmUp() {
 }
 
 async function main() {
-  const { strategy, options: O } = workerData as { strategy: "ours" | "seed"; options: ChaosOptions };
+  const { strategy, options: O } = workerData as { strategy: StrategyName; options: ChaosOptions };
   let warnings = 0;
   console.warn = () => void warnings++; // ours logs each cleanup it leaves to the sweep: expected under chaos
   const plans = makePlan({
@@ -64,11 +71,21 @@ async function main() {
   await warmUp();
   const clock = installSimulatedClock(T0);
   const strat: Strategy =
-    strategy === "ours"
+    strategy !== "seed"
       ? await oursStrategy({
           owners: O.owners,
           requestTimeoutMs: O.requestTimeoutMs,
           pruneEndedAfterMs: O.pruneEndedAfterMs,
+          ...(strategy === "oursWebhooks"
+            ? {
+                webhooks: {
+                  seed: O.seed,
+                  dropRate: O.webhookDropRate,
+                  duplicateRate: O.webhookDuplicateRate,
+                  latencyMs: WEBHOOK_LATENCY_MS,
+                },
+              }
+            : {}),
         })
       : await seedStrategy({
           requestTimeoutMs: O.requestTimeoutMs,
