@@ -347,6 +347,16 @@ const HOW_TO_READ = `## How to read it
   happens (the driver lets the late answer land before simulated time moves on). A plain \`hang\` is not used: with
   e2b 2.51 on Node 20 a garbage collection during the call can detach the SDK's timeout signal (nodejs/undici#4068,
   through the SDK's \`Request.clone()\`), and the hung call then waits for undici's 300 s headers timeout.
+- **ours + webhooks** (beside **ours**, polling alone): the same backend with a lifecycle webhook registered through
+  \`admin:registerE2BWebhook\`; tests/emulator/webhooks.ts signs each event the emulator publishes and delivers it into
+  convex-test's HTTP router at its due time on the simulated clock (latency drawn uniformly from the range shown; each
+  attempt lost with the drop rate and retried by "E2B" up to 3 times, 10 s apart, the interval E2B's docs preview gives;
+  duplicates 1 s apart). **e2bKillsSandbox**: E2B ends a start's sandbox on its own 15 s–20 min after the start, if it
+  still lives (drawn per start from its own stream, so the other faults of start i are unchanged). **Knowing**: for each
+  sandbox whose create response was lost, from its creation to its id recorded on its run ("never" if the run never
+  learned it; p99 counts "never" as infinite) and to the run ending; for each such E2B-side death of a sandbox its live
+  run recorded, from the death to the run ending. **Runs ended while the sandbox they recorded lived on** counts runs
+  made terminal while their own sandbox was still alive at E2B.
 - **Client-side timeouts not injected**: requests the SDK abandoned at E2B_REQUEST_TIMEOUT_MS although no fault delayed
   them (the worker's event loop was busy for longer than that, e.g. under load): unplanned chaos, counted separately.
 - **Seed assumptions** (the seed document is silent): sandboxes get the SDK's default lifetime (300 s); heartbeats
