@@ -208,8 +208,17 @@ export async function runWorkload(
     const injectedE2B = zero();
     /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
     const createdBy: number[] = [];
-    /** whether the k-th sandbox's create response was lost */
-    const createLost: boolean[] = [];
+    // Sandboxes by the start during which E2B created them (its `created` event), robust to a
+    // create that a busy event loop let time out; and those whose create response was lost.
+    let startInFlight: number | undefined;
+    const sandboxesOfStart = new Map<number, string[]>();
+    const lostCreateIds = new Set<string>();
+    const offLifecycle = emu.onLifecycle((e) => {
+      if (e.type !== "created" || startInFlight === undefined) return;
+      const list = sandboxesOfStart.get(startInFlight) ?? [];
+      list.push(e.sandboxId);
+      sandboxesOfStart.set(startInFlight, list);
+    });
     const e2bKills: E2BKill[] = [];
     let startsOk = 0;
     let startsDone = 0;
@@ -284,8 +293,10 @@ export async function runWorkload(
         if (createFault) emu.fault("create", createFault);
         const before = emu.calls.length;
         const t = performance.now();
+        startInFlight = p.index;
         const r = await strat.start(p);
         await settle(before);
+        startInFlight = undefined;
         wallByStep.starts += (performance.now() - t) / 1000;
         startsDone++;
         let faultedCreates = 0;
@@ -293,10 +304,9 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) {
-            createdBy.push(p.index);
-            createLost.push(c.fault?.dropResponse === true);
-          }
+          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
+          if (c.fault?.dropResponse)
+            for (const id of sandboxesOfStart.get(p.index) ?? []) lostCreateIds.add(id);
         }
         if (createFault) {
           if (faultedCreates > 0) injectedE2B[p.startFault!]++;
@@ -318,12 +328,11 @@ export async function runWorkload(
         }
       } else if (ev!.kind === 3) {
         // E2B ends this start's sandbox on its own, if it still lives.
-        const all = emu.all();
-        const victim = all.find((s, k) => createdBy[k] === p.index && s.diedAt === undefined);
-        if (victim && emu.isAlive(victim.sandboxID)) {
-          emu.killDirect(victim.sandboxID);
+        const victim = (sandboxesOfStart.get(p.index) ?? []).find((id) => emu.isAlive(id));
+        if (victim !== undefined) {
+          emu.killDirect(victim);
           injectedE2B.e2bKillsSandbox++;
-          e2bKills.push({ index: p.index, sandboxId: victim.sandboxID, at: o.clock.now() });
+          e2bKills.push({ index: p.index, sandboxId: victim, at: o.clock.now() });
         }
       } else if (ev!.kind === 1) {
         stopsIssued++;
@@ -367,9 +376,10 @@ export async function runWorkload(
     }));
     const finals = await strat.finalRuns();
     const finalById = new Map(finals.map((f) => [f.runId, f]));
+    offLifecycle();
     const lostCreates = all
       .map((s, k) => ({ s, k }))
-      .filter(({ k }) => createLost[k])
+      .filter(({ s }) => lostCreateIds.has(s.sandboxID))
       .map(({ s, k }) => ({ sandbox: s, run: finalById.get(strat.runOfSandbox(s, createdBy[k]) ?? "") }));
     const deaths = e2bKills.map((d) => ({ ...d, run: finalById.get(runIds.get(d.index) ?? "") }));
     const byEndpoint: Record<string, number> = {};
