@@ -17,6 +17,7 @@ import {
   E2BEmulator,
   useEmulatorEnv,
   parseMetadataFilter,
+  DEFAULT_TEMPLATES,
   type LifecycleEvent,
 } from "./emulator/e2bEmulator";
 import { rejection } from "./helpers";
@@ -443,11 +444,13 @@ describe("wire details and load", () => {
 
   it("serves many concurrent kills with latency", async () => {
     const ids = Array.from({ length: 300 }, () => emu.seed({}).sandboxID);
-    emu.setLatency("kill", 50);
-    const t = Date.now();
-    const results = await Promise.all(ids.map((id) => Sandbox.kill(id)));
+    emu.setLatency("kill", 200);
+    const killing = Promise.all(ids.map((id) => Sandbox.kill(id)));
+    // Served concurrently, proven without a clock: many kills are in flight at once.
+    await until(() => emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length >= 20);
+    const results = await killing;
     expect(results.every((r) => r === true)).toBe(true);
-    expect(Date.now() - t).toBeLessThan(3000);
+    expect(emu.calls.every((c) => c.status === 204)).toBe(true);
     expect(emu.alive()).toHaveLength(0);
     expect(emu.callCount("kill")).toBe(300);
   });
@@ -524,6 +527,22 @@ describe("extension points: lifecycle events, mount, meter", () => {
     expect(events).toHaveLength(2);
   });
 
+  it("tickEveryMs: expiry runs on its own, so its `killed` event comes without any request", async () => {
+    const other = await E2BEmulator.start({ tickEveryMs: 10 });
+    try {
+      const events: LifecycleEvent[] = [];
+      other.onLifecycle((e) => events.push(e));
+      const id = other.seed({ timeoutMs: 50 }).sandboxID;
+      await until(() => events.some((e) => e.type === "killed"));
+      expect(events.map((e) => [e.type, e.sandboxId, e.killReason])).toEqual([
+        ["created", id, undefined],
+        ["killed", id, "timeout"],
+      ]);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("mount(): a prefix is served by its handler after the API-key check", async () => {
     const seen: Array<{ method: string; url: string; body: string }> = [];
     emu.mount("/events/webhooks", (req, res, body) => {
@@ -557,10 +576,12 @@ describe("extension points: lifecycle events, mount, meter", () => {
     now += 20_000;
     expect(emu.alive()[0]).toMatchObject({ runningMs: 10_000, pausedMs: 20_000 });
     await Sandbox.connect(sbx.sandboxId, { timeoutMs: 5_000 });
-    now += 60_000; // runs 5 s, then its timeout kills it
-    expect(emu.all()[0]).toMatchObject({ runningMs: 15_000, pausedMs: 20_000, diedBy: "expired" });
+    now += 60_000; // runs 5 s; its timeout kills the VM, the snapshot row stays: paused again
+    expect(emu.alive()[0]).toMatchObject({ state: "paused", runningMs: 15_000, pausedMs: 75_000 });
+    await Sandbox.kill(sbx.sandboxId);
+    expect(emu.all()[0]).toMatchObject({ runningMs: 15_000, pausedMs: 75_000, diedBy: "killed" });
     now += 60_000;
-    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 15_000, pausedMs: 20_000 });
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ runningMs: 15_000, pausedMs: 75_000 });
   });
 });
 
@@ -669,5 +690,372 @@ describe("fault kinds for the guarantee", () => {
     now += 5_000;
     const sbx = await creating;
     expect(emu.get(sbx.sandboxId)!.startedAt).toBe(now);
+  });
+});
+
+describe("strict as E2B: what its validator and handlers refuse", () => {
+  const VALIDATION = "validation error: error in openapi3filter.RequestError: ";
+
+  it("list limit outside 1..100 → 400 (spec paginationLimit), never clipped", async () => {
+    emu.seed({});
+    for (const limit of [101, 1000, 0]) {
+      const err = await rejection(Sandbox.list({ limit }).nextItems());
+      expect((err as SandboxError).statusCode).toBe(400);
+    }
+    const res = await raw("/v2/sandboxes?limit=101");
+    expect(await res.json()).toEqual({
+      code: 400,
+      message: `${VALIDATION}parameter "limit" in query has an error: number must be at most 100`,
+    });
+    expect((await raw("/v2/sandboxes?limit=x")).status).toBe(400);
+    expect(await Sandbox.list({ limit: 100 }).nextItems()).toHaveLength(1);
+  });
+
+  it("unknown state values → 400 (enum running, paused)", async () => {
+    const res = await raw("/v2/sandboxes?state=running,killed");
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { message: string }).message).toContain('parameter "state" in query');
+  });
+
+  it("create/connect timeout < 1 s → 400 (v2 schema minimum), above the plan cap → 400 with E2B's message", async () => {
+    const zero = await rejection(Sandbox.create("base", { timeoutMs: 0 }));
+    expect((zero as SandboxError).statusCode).toBe(400);
+    expect((zero as Error).message).toContain('Error at "/timeout": number must be at least 1');
+    const neg = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base","timeout":-5}' });
+    expect(neg.status).toBe(400);
+    expect(emu.alive()).toHaveLength(0);
+
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const endAt = emu.get(sbx.sandboxId)!.endAt;
+    const c0 = await raw(`/v2/sandboxes/${sbx.sandboxId}/connect`, { method: "POST", body: '{"timeout":0}' });
+    expect(c0.status).toBe(400);
+    const cap = await rejection(Sandbox.connect(sbx.sandboxId, { timeoutMs: 3_600_001 }));
+    expect((cap as SandboxError).statusCode).toBe(400);
+    expect((cap as Error).message).toContain("Timeout cannot be greater than 1 hours");
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", endAt });
+  });
+
+  it("negative or missing setTimeout → 400 and the sandbox is left as it was (schema minimum 0)", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const before = emu.get(sbx.sandboxId)!;
+    const neg = await raw(`/sandboxes/${sbx.sandboxId}/timeout`, { method: "POST", body: '{"timeout":-1}' });
+    expect(neg.status).toBe(400);
+    expect(((await neg.json()) as { message: string }).message).toContain("number must be at least 0");
+    const missing = await raw(`/sandboxes/${sbx.sandboxId}/timeout`, { method: "POST", body: "{}" });
+    expect(missing.status).toBe(400);
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", endAt: before.endAt });
+    expect(emu.isAlive(sbx.sandboxId)).toBe(true);
+    // 0 is valid: expire now (allowShorter)
+    await Sandbox.setTimeout(sbx.sandboxId, 0);
+    expect(emu.isAlive(sbx.sandboxId)).toBe(false);
+  });
+
+  it("malformed metadata or envVars → 400, nothing created", async () => {
+    const post = (body: unknown) => raw("/v2/sandboxes", { method: "POST", body: JSON.stringify(body) });
+    for (const body of [
+      { templateID: "base", metadata: { n: 1 } },
+      { templateID: "base", metadata: ["a"] },
+      { templateID: "base", metadata: null },
+      { templateID: "base", envVars: { A: true } },
+      { templateID: 7 },
+    ]) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(/^validation error: /);
+    }
+    expect(emu.alive()).toHaveLength(0);
+    const err = await rejection(Sandbox.list({ query: { metadata: {} } }).nextItems());
+    expect((err as SandboxError).statusCode).toBe(400);
+  });
+
+  it("sandbox ids E2B rejects → 400 Invalid sandbox ID on every endpoint (not a false 404); <id>-<clientID> is accepted", async () => {
+    const id = emu.seed({}).sandboxID;
+    for (const bad of ["sbx_123", "I-UPPER", "a-b-c", "dots.x"]) {
+      const kill = await raw(`/sandboxes/${bad}`, { method: "DELETE" });
+      expect(kill.status).toBe(400);
+      expect(await kill.json()).toEqual({ code: 400, message: "Invalid sandbox ID" });
+    }
+    const err = await rejection(Sandbox.getInfo("sbx_123"));
+    expect(err).not.toBeInstanceOf(SandboxNotFoundError);
+    expect((err as SandboxError).statusCode).toBe(400);
+    expect((await rejection(Sandbox.kill("sbx_123"))) as SandboxError).toMatchObject({ statusCode: 400 });
+    expect(((await rejection(Sandbox.setTimeout("a-b-c", 1000))) as SandboxError).statusCode).toBe(400);
+    expect((await Sandbox.getInfo(`${id}-6532622b`)).sandboxId).toBe(id);
+  });
+
+  it("unknown template → 404 `template '<x>' not found`; an alias or its ID works; bad reference → 400", async () => {
+    const err = await rejection(Sandbox.create("nope"));
+    expect(err).not.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.calls[0]).toMatchObject({ status: 404 });
+    const res = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"nope"}' });
+    expect(await res.json()).toEqual({ code: 404, message: "template 'nope' not found" });
+    const tag = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base:v9"}' });
+    expect(await tag.json()).toEqual({ code: 404, message: "tag 'v9' does not exist for template 'base'" });
+    expect((await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"a b"}' })).status).toBe(400);
+    const py = await Sandbox.create("python");
+    expect(emu.get(py.sandboxId)).toMatchObject({ alias: "python", templateID: DEFAULT_TEMPLATES.python });
+    const byId = await Sandbox.create(DEFAULT_TEMPLATES.base!);
+    expect(emu.get(byId.sandboxId)).toMatchObject({ alias: "base" });
+    expect(emu.alive()).toHaveLength(2);
+  });
+
+  it("create faults carry E2B's placement error_code; a concurrency 429 has no Retry-After", async () => {
+    emu.fault("create", { status: 503 });
+    const res = await raw("/v2/sandboxes", { method: "POST", body: '{"templateID":"base"}' });
+    expect(await res.json()).toMatchObject({ code: 503, error_code: "sandbox_capacity_unavailable" });
+    const other = await E2BEmulator.start({ apiKey: API_KEY, maxConcurrentSandboxes: 1 });
+    try {
+      const post = () =>
+        fetch(`${other.url}/v2/sandboxes`, {
+          method: "POST",
+          headers: { "X-API-KEY": API_KEY },
+          body: '{"templateID":"base"}',
+        });
+      expect((await post()).status).toBe(201);
+      const full = await post();
+      expect(full.status).toBe(429);
+      expect(full.headers.has("retry-after")).toBe(false);
+      expect(((await full.json()) as { message: string }).message).toContain(
+        "maximum number of concurrent E2B sandboxes (1)",
+      );
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+/** Polls (real time) until `cond` holds. */
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("E2B's states: reservations, snapshots, transitions and races (e2b-semantics.md)", () => {
+  it("a create in flight is only a reservation: invisible, 404 everywhere, a kill changes nothing; it lands with a fresh startedAt, even if the client left (store.go Reserve)", async () => {
+    emu.fault("create", { delayMs: 400 });
+    const t0 = Date.now();
+    const lost = rejection(Sandbox.create("base", { metadata: { job: "held" }, requestTimeoutMs: 150 }));
+    await until(() => emu.pendingCreates().length === 1);
+    const id = emu.pendingCreates()[0]!.sandboxID;
+    expect((await listAll({ query: { metadata: { job: "held" } } })).items).toHaveLength(0);
+    await expect(Sandbox.getInfo(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(id)).toBe(false);
+    expect(await Sandbox.pause(id).catch((e: unknown) => e)).toBeInstanceOf(SandboxNotFoundError);
+    expect(((await lost) as Error).name).toBe("TimeoutError"); // the client gave up
+    await until(() => emu.isAlive(id));
+    expect(emu.get(id)!.startedAt).toBeGreaterThanOrEqual(t0 + 400);
+    expect((await listAll({ query: { metadata: { job: "held" } } })).items.map((s) => s.sandboxId)).toEqual([
+      id,
+    ]);
+  });
+
+  it("a create held past the API's 70 s deadline answers 504 sandbox_placement_timeout and leaves nothing (main.go requestTimeout)", async () => {
+    const other = await E2BEmulator.start({ apiKey: API_KEY, createDeadlineMs: 100 });
+    try {
+      other.fault("create", { delayMs: 250 });
+      const res = await fetch(`${other.url}/v2/sandboxes`, {
+        method: "POST",
+        headers: { "X-API-KEY": API_KEY },
+        body: '{"templateID":"base"}',
+      });
+      expect(res.status).toBe(504);
+      expect(await res.json()).toMatchObject({ code: 504, error_code: "sandbox_placement_timeout" });
+      expect(other.alive()).toHaveLength(0);
+      expect(other.pendingCreates()).toHaveLength(0);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("only DELETE removes a snapshot: paused → resumed → timed out comes back `paused` (stale), connect resumes it, kill ends it (H/sandbox_kill.go)", async () => {
+    const t0 = Date.parse("2030-01-01T00:00:00Z");
+    let now = t0;
+    emu.setClock(() => now);
+    const sbx = await Sandbox.create("base", { timeoutMs: 600_000, metadata: { run: "s1" } });
+    now += 1_000;
+    await Sandbox.pause(sbx.sandboxId);
+    now += 1_000;
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 });
+    now += 60_000; // its timeout ended the resumed VM
+    const info = await Sandbox.getInfo(sbx.sandboxId);
+    expect(info.state).toBe("paused");
+    expect(info.endAt.getTime()).toBe(t0 + 1_000); // the last pause
+    expect(info.startedAt.getTime()).toBe(t0);
+    const listed = await listAll({ query: { metadata: { run: "s1" }, state: ["paused"] } });
+    expect(listed.items.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
+    await expect(Sandbox.setTimeout(sbx.sandboxId, 1_000)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 }); // resumes the stale snapshot
+    expect(emu.get(sbx.sandboxId)).toMatchObject({ state: "running", startedAt: now });
+    expect(emu.calls.filter((c) => c.endpoint === "connect").map((c) => c.status)).toEqual([201, 201]);
+    expect(await Sandbox.kill(sbx.sandboxId)).toBe(true);
+    now += 60_000;
+    await expect(Sandbox.getInfo(sbx.sandboxId)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.alive()).toHaveLength(0);
+  });
+
+  it("killing: get 404, list omits, connect and timeout 409 `is being killed`, pause 404, a second kill joins (O/delete_instance.go, U/messages.go)", async () => {
+    const id = emu.seed({ metadata: { k: "kill" } }).sandboxID;
+    emu.fault("kill", { delayMs: 400 });
+    const first = Sandbox.kill(id);
+    await until(() => emu.get(id)?.phase === "killing");
+    await expect(Sandbox.getInfo(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect((await listAll({ query: { metadata: { k: "kill" } } })).items).toHaveLength(0);
+    const c = await rejection(Sandbox.connect(id));
+    expect((c as SandboxError).statusCode).toBe(409);
+    expect((c as Error).message).toContain(`Sandbox "${id}" is being killed`);
+    expect(((await rejection(Sandbox.setTimeout(id, 1000))) as SandboxError).statusCode).toBe(409);
+    expect(await Sandbox.pause(id).catch((e: unknown) => e)).toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(id)).toBe(true); // joined the kill in flight
+    expect(await first).toBe(true);
+    expect(emu.get(id)!.diedBy).toBe("killed");
+  });
+
+  it("pausing: get and list say paused, timeout 409 `is being paused`, a second pause joins, connect waits then resumes (201) (R/state_change.go)", async () => {
+    const id = emu.seed({ metadata: { k: "pause" } }).sandboxID;
+    emu.fault("pause", { delayMs: 400 });
+    const first = Sandbox.pause(id);
+    await until(() => emu.get(id)?.phase === "pausing");
+    expect((await Sandbox.getInfo(id)).state).toBe("paused");
+    const listed = await listAll({ query: { metadata: { k: "pause" } } });
+    expect(listed.items.map((s) => s.state)).toEqual(["paused"]);
+    const t = await rejection(Sandbox.setTimeout(id, 1000));
+    expect((t as Error).message).toContain(`Sandbox "${id}" is being paused`);
+    const second = Sandbox.pause(id);
+    const resumed = Sandbox.connect(id, { timeoutMs: 60_000 });
+    expect(await first).toBe(true);
+    expect(await second).toBe(true);
+    await resumed;
+    expect(emu.calls.filter((c) => c.endpoint === "pause").map((c) => c.status)).toEqual([204, 204]);
+    expect(emu.calls.filter((c) => c.endpoint === "connect").map((c) => c.status)).toEqual([201]);
+    expect(emu.get(id)!.state).toBe("running");
+  });
+
+  it("a sandbox killed outside (killDirect) under a pause in flight stays dead", async () => {
+    const id = emu.seed({}).sandboxID;
+    emu.fault("pause", { delayMs: 200 });
+    const pausing = Sandbox.pause(id);
+    await until(() => emu.get(id)?.phase === "pausing");
+    emu.killDirect(id);
+    await pausing;
+    expect(emu.isAlive(id)).toBe(false);
+    expect(emu.get(id)).toMatchObject({ diedBy: "killed", hasSnapshot: false, pausedMs: 0 });
+  });
+
+  it("a kill while pausing waits for the pause, then deletes the new snapshot (204)", async () => {
+    const id = emu.seed({}).sandboxID;
+    emu.setLatency("pause", 0);
+    const other = await E2BEmulator.start({ apiKey: API_KEY, transitionMs: { pause: 300 } });
+    try {
+      const s = other.seed({}).sandboxID;
+      const post = (path: string, method = "POST") =>
+        fetch(`${other.url}${path}`, { method, headers: { "X-API-KEY": API_KEY } });
+      const pausing = post(`/sandboxes/${s}/pause`);
+      await until(() => other.get(s)?.phase === "pausing");
+      const kill = await post(`/sandboxes/${s}`, "DELETE");
+      expect(kill.status).toBe(204);
+      expect((await pausing).status).toBe(204);
+      expect(other.get(s)).toMatchObject({ diedBy: "killed", hasSnapshot: false });
+    } finally {
+      await other.stop();
+    }
+    expect(emu.isAlive(id)).toBe(true);
+  });
+
+  it("a 500 kill or pause either left the sandbox as it was, or (applied) dropped it — back to its previous snapshot if it had one", async () => {
+    const a = emu.seed({}).sandboxID;
+    emu.fault("kill", { status: 500 });
+    expect(((await rejection(Sandbox.kill(a))) as SandboxError).statusCode).toBe(500);
+    expect((await Sandbox.getInfo(a)).state).toBe("running");
+
+    const b = await Sandbox.create("base");
+    await Sandbox.pause(b.sandboxId);
+    await Sandbox.connect(b.sandboxId);
+    emu.fault("pause", { applied: true });
+    expect(((await rejection(Sandbox.pause(b.sandboxId))) as SandboxError).statusCode).toBe(500);
+    expect((await Sandbox.getInfo(b.sandboxId)).state).toBe("paused"); // the previous snapshot
+    expect(emu.orphanedVms().map((s) => s.sandboxID)).toEqual([b.sandboxId]); // still billing
+  });
+
+  it("kill vs an in-flight resume: by default the kill waits and kills the resumed sandbox; under raceResume it answers 204 and the resume publishes it running (infra #3636)", async () => {
+    for (const race of [false, true]) {
+      const id = emu.seed({ state: "paused" }).sandboxID;
+      emu.fault("connect", { delayMs: 300 });
+      const resuming = Sandbox.connect(id, { timeoutMs: 60_000 });
+      await until(() => emu.get(id)?.phase === "resuming");
+      expect((await Sandbox.getInfo(id)).state).toBe("paused"); // still its snapshot
+      if (race) emu.fault("kill", { raceResume: true });
+      const t = Date.now();
+      expect(await Sandbox.kill(id)).toBe(true);
+      if (race) expect(emu.get(id)!.phase).toBe("resuming"); // answered before the resume ended
+      await resuming;
+      expect(Date.now() - t).toBeGreaterThanOrEqual(0);
+      expect(emu.isAlive(id)).toBe(race);
+      if (race) expect(emu.get(id)).toMatchObject({ state: "running", hasSnapshot: false });
+    }
+  });
+
+  it("concurrency counts running, transitional, pending creates and resumes, not paused; a resume can get the 429 without Retry-After (O/create_instance.go)", async () => {
+    const other = await E2BEmulator.start({ apiKey: API_KEY, maxConcurrentSandboxes: 2 });
+    const restore = useEmulatorEnv(other, API_KEY);
+    try {
+      const paused = other.seed({ state: "paused" }).sandboxID;
+      other.seed({});
+      other.fault("create", { delayMs: 300 });
+      const held = Sandbox.create("base"); // a pending create counts
+      await until(() => other.pendingCreates().length === 1);
+      expect(await rejection(Sandbox.create("base"))).toBeInstanceOf(RateLimitError);
+      await held;
+      const err = await rejection(Sandbox.connect(paused));
+      expect(err).toBeInstanceOf(RateLimitError);
+      expect(other.callCount("connect")).toBe(1); // no Retry-After: the SDK does not retry
+      expect(other.get(paused)!.state).toBe("paused");
+    } finally {
+      restore();
+      useEmulatorEnv(emu, API_KEY);
+      await other.stop();
+    }
+  });
+
+  it("list ties: desc = startedAt DESC, id ASC; asc = startedAt ASC, id DESC; pages follow the same order (U/sandboxes_list.go)", async () => {
+    const t = Date.now() - 10_000;
+    const ids = [0, 1, 2].map(() => emu.seed({ startedAt: t }).sandboxID);
+    const older = emu.seed({ startedAt: t - 1000 }).sandboxID;
+    const sorted = [...ids].sort();
+    const desc = await listAll({ limit: 1 });
+    expect(desc.items.map((s) => s.sandboxId)).toEqual([...sorted, older]);
+    const asc: string[] = [];
+    let token: string | null = null;
+    do {
+      const res: Response = await raw(
+        `/v2/sandboxes?order=asc&limit=1${token ? `&nextToken=${encodeURIComponent(token)}` : ""}`,
+      );
+      asc.push(...((await res.json()) as Array<{ sandboxID: string }>).map((s) => s.sandboxID));
+      token = res.headers.get("x-next-token");
+    } while (token);
+    expect(asc).toEqual([older, ...[...sorted].reverse()]);
+  });
+
+  it("pause 404 when missing or being created; kill of a paused sandbox deletes it (204, then 404), list forgets it (H/sandbox_pause.go, H/sandbox_kill.go)", async () => {
+    expect(await Sandbox.pause("imissingmissingmissin").catch((e: unknown) => e)).toBeInstanceOf(
+      SandboxNotFoundError,
+    );
+    const id = emu.seed({ state: "paused", metadata: { k: "p" } }).sandboxID;
+    expect((await listAll({ query: { metadata: { k: "p" }, state: ["paused"] } })).items).toHaveLength(1);
+    expect(await Sandbox.kill(id)).toBe(true);
+    expect(await Sandbox.kill(id)).toBe(false);
+    expect((await listAll({ query: { metadata: { k: "p" } } })).items).toHaveLength(0);
+    await expect(Sandbox.connect(id)).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.get(id)).toMatchObject({ diedBy: "killed", hasSnapshot: false });
+  });
+
+  it("autoResume is recorded and reported in lifecycle", async () => {
+    const sbx = await Sandbox.create("base", { lifecycle: { onTimeout: "pause", autoResume: true } });
+    expect(emu.calls[0]!.body).toMatchObject({ autoPause: true, autoResume: { enabled: true } });
+    const info = await raw(`/sandboxes/${sbx.sandboxId}`);
+    expect(await info.json()).toMatchObject({ lifecycle: { autoResume: true, onTimeout: "pause" } });
+    expect(emu.get(sbx.sandboxId)!.autoResume).toBe(true);
   });
 });

@@ -8,7 +8,14 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Sandbox, CommandExitError, TimeoutError, AuthenticationError, SandboxNotFoundError } from "e2b";
+import {
+  Sandbox,
+  CommandExitError,
+  TimeoutError,
+  AuthenticationError,
+  SandboxNotFoundError,
+  NotFoundError,
+} from "e2b";
 import { E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd, type EnvdHandler } from "./emulator/envd";
 import { rejection } from "./helpers";
@@ -207,6 +214,11 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(last?.status).toBe(502);
     expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
     expect((await sbx.commands.run("echo hi")).stdout).toBe("hi\n");
+
+    const other = await Sandbox.create("base", { timeoutMs: 60_000 });
+    emu.envdFault({ kind: "proxy502", sandboxId: other.sandboxId });
+    expect((await sbx.commands.run("echo mine")).stdout).toBe("mine\n"); // not its target
+    expect(await rejection(other.commands.run("echo hi"))).toBeInstanceOf(SandboxNotFoundError);
   });
 
   it("killEnvd: every envd call fails (closed port 502) and running commands die, while the control plane says running", async () => {
@@ -224,6 +236,34 @@ describe("envd emulator, host mode, through the real SDK", () => {
     expect(await sbx.isRunning()).toBe(false); // the SDK's own probe reads the data plane
     expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
     expect(emu.isAlive(sbx.sandboxId)).toBe(true);
+  });
+
+  it("commands.connect re-attaches to a running command after the first stream went away; unknown pid → NotFound", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 60_000 });
+    const marker = path.join(tmp, "connect-go");
+    const h = await sbx.commands.run(`while [ ! -e ${marker} ]; do sleep 0.05; done; echo after; exit 3`, {
+      background: true,
+    });
+    await h.disconnect(); // the client leaves; envd keeps the process (services/process/start.go)
+    expect(emu.envd.processes().map((p) => p.pid)).toContain(h.pid);
+    const again = await sbx.commands.connect(h.pid);
+    expect(again.pid).toBe(h.pid);
+    fs.writeFileSync(marker, "");
+    const err = await rejection(again.wait());
+    expect(err).toBeInstanceOf(CommandExitError);
+    expect(err).toMatchObject({ exitCode: 3, stdout: "after\n" });
+    expect(await rejection(sbx.commands.connect(987654))).toBeInstanceOf(NotFoundError);
+  });
+
+  it("autoResume: a command sent to the paused sandbox resumes it first; without it the call fails", async () => {
+    const auto = await Sandbox.create("base", { lifecycle: { onTimeout: "pause", autoResume: true } });
+    await auto.pause();
+    expect((await auto.commands.run("echo woke")).stdout).toBe("woke\n");
+    expect(emu.get(auto.sandboxId)!.state).toBe("running");
+    const plain = await Sandbox.create("base", { lifecycle: { onTimeout: "pause" } });
+    await plain.pause();
+    expect(await rejection(plain.commands.run("echo no"))).toBeInstanceOf(SandboxNotFoundError);
+    expect(emu.get(plain.sandboxId)!.state).toBe("paused");
   });
 
   it("Sandbox.connect(id) then commands work", async () => {
@@ -276,5 +316,81 @@ describe("envd emulator, scripted mode", () => {
     } finally {
       restore();
     }
+  });
+});
+
+/**
+ * The lifecycle behaviours e2b's own JS SDK tests assert against the real service
+ * (e2b-dev/E2B packages/js-sdk/tests/sandbox/{create,connect,kill,pause,timeout}.test.ts),
+ * checked here against the emulator, on its clock instead of real waits.
+ */
+describe("the SDK's own lifecycle expectations hold against the emulator", () => {
+  let s: E2BEmulator & { envd: EnvdHandler };
+  let restore: () => void;
+  let now = Date.parse("2030-01-01T00:00:00Z");
+
+  beforeAll(async () => {
+    s = await startEmulatorWithEnvd({ clock: () => now, envd: { runMode: "scripted" } });
+    restore = useEmulatorEnv(s);
+  });
+  afterAll(async () => {
+    restore?.();
+    await s?.stop();
+  });
+
+  it("create: running, envd version known; its metadata is listed", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 5_000, metadata: { "test-key": "test-value" } });
+    expect(await sbx.isRunning()).toBe(true);
+    const listed = (await Sandbox.list().nextItems()).find((x) => x.sandboxId === sbx.sandboxId);
+    expect(listed?.metadata).toEqual({ "test-key": "test-value" });
+    expect(await sbx.kill()).toBe(true);
+  });
+
+  it("kill: true, and a running-state list no longer has it", async () => {
+    const sbx = await Sandbox.create("base", { metadata: { t: "kill" } });
+    expect(await sbx.kill()).toBe(true);
+    const items = await Sandbox.list({ query: { state: ["running"], metadata: { t: "kill" } } }).nextItems();
+    expect(items.map((x) => x.sandboxId)).not.toContain(sbx.sandboxId);
+  });
+
+  it("connect: to a running one; resumes a paused one; a killed one → SandboxNotFoundError", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 10_000 });
+    expect(await (await Sandbox.connect(sbx.sandboxId)).isRunning()).toBe(true);
+    await sbx.pause();
+    expect(await sbx.isRunning()).toBe(false);
+    expect(await (await Sandbox.connect(sbx.sandboxId)).isRunning()).toBe(true);
+    await sbx.kill();
+    await expect(Sandbox.connect(sbx.sandboxId)).rejects.toMatchObject({ name: "SandboxNotFoundError" });
+  });
+
+  it("connect never shortens a running sandbox's timeout, and extends it when asked for more", async () => {
+    const sbx = await Sandbox.create("base", { timeoutMs: 300_000 });
+    const before = (await Sandbox.getInfo(sbx.sandboxId)).endAt.getTime();
+    await Sandbox.connect(sbx.sandboxId, { timeoutMs: 10_000 });
+    expect((await sbx.getInfo()).endAt.getTime()).toBe(before);
+    await sbx.connect({ timeoutMs: 600_000 });
+    expect((await sbx.getInfo()).endAt.getTime()).toBeGreaterThan(before);
+  });
+
+  it("pause: true, then false when already paused; a connected handle pauses too", async () => {
+    const sbx = await Sandbox.create("base");
+    const connected = await Sandbox.connect(sbx.sandboxId);
+    expect(await connected.pause()).toBe(true);
+    expect(await connected.isRunning()).toBe(false);
+    expect(await sbx.pause()).toBe(false);
+  });
+
+  it("setTimeout: shortened to 5 s it is gone 6 s later; shortened then lengthened it still runs", async () => {
+    const a = await Sandbox.create("base");
+    await a.setTimeout(5_000);
+    now += 6_000;
+    expect(await a.isRunning()).toBe(false);
+    const b = await Sandbox.create("base");
+    await b.setTimeout(5_000);
+    now += 1_000;
+    await b.setTimeout(10_000);
+    now += 6_000;
+    expect(await b.isRunning()).toBe(true);
+    expect((await b.getInfo()).endAt).toBeInstanceOf(Date);
   });
 });

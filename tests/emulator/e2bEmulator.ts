@@ -5,7 +5,7 @@
  * real SDK over HTTP (point the SDK at it with `useEmulatorEnv`). Behaviour follows the SDK's
  * own dist and E2B's public server source (e2b-dev/infra, packages/api): paths, status codes,
  * JSON error bodies, pagination cursors, the triple-encoded metadata filter, TTL semantics.
- * Known deviations are listed at the bottom of this comment block.
+ * Deliberate deviations are listed at the bottom of this comment block.
  *
  * Endpoints (note the /v2 mix, exactly as the SDK calls them):
  *   POST   /v2/sandboxes                 create      201 Sandbox
@@ -24,332 +24,140 @@
  * `envdFault({kind: "proxy502"})` and `killEnvd(id)` for the data plane; a kill or pause that
  * 500s after E2B dropped the entry leaves an orphaned VM (`orphanedVms()`), reaped ~80 s later.
  *
- * Deliberate deviations from the real service:
- *  - Any template name is accepted (the real API 404s unknown templates); only the aliases in
- *    `templates` are resolved to a template ID.
+ * States, as E2B's server has them (paths in ../shared/notes/e2b-semantics.md: H/ handlers,
+ * O/ orchestrator, R/ redis store of e2b-dev/infra packages/api/internal):
+ *  - Being created: a create is only a reservation (store.go Reserve) for its request's hold
+ *    (`transitionMs.create` + a delay fault): list omits it; get, kill, pause, connect and
+ *    timeout answer 404; a kill changes nothing. It then publishes with a fresh startedAt, even if
+ *    the client left; a hold past `createDeadlineMs` (70 s, main.go) ends in 504, no sandbox.
+ *    `landAfterMs` makes the landing follow the emulator clock instead.
+ *  - Running -> killing (kill's hold): get 404, list omits, connect/timeout 409 `is being killed`,
+ *    pause 404, a second kill joins. Running -> pausing (pause's hold): get/list say paused,
+ *    timeout 409 `is being paused`, pause joins, kill and connect wait for it (R/state_change.go).
+ *    Paused -> resuming (connect's hold): still its snapshot to get/list; other connects join.
+ *  - Snapshot rows: a pause upserts one; resume and timeout keep it; only DELETE removes it
+ *    (H/sandbox_kill.go). So paused -> resumed -> timed out comes back `paused` with its old
+ *    snapshot (endAt = the last pause), and connect resumes it.
+ *  - Concurrency (`maxConcurrentSandboxes`): running + pausing + killing + pending creates and
+ *    resumes; paused ones are free. Create and resume answer 429 without Retry-After.
+ *  - List order: desc = startedAt DESC, id ASC; asc = startedAt ASC, id DESC (sandboxes_list.go).
+ *  - autoResume: envd traffic to a paused sandbox created with it resumes it (create timeout).
+ *  - Timeout eviction is lazy (every request, inspection and `tick()` applies it first, with the
+ *    time it happened), or also periodic with `tickEveryMs`; a sandbox mid-transition is not
+ *    evicted, as the evictor takes running only.
+ *
+ * Strict as E2B (its OpenAPI validator runs before the handlers; 400 `validation error: ...`):
+ * list `limit` outside 1..100, unknown `state`, create/connect `timeout` < 1 (v2 schemas) or above
+ * the plan cap (`Timeout cannot be greater than N hours`), setTimeout `timeout` < 0 or missing
+ * (the sandbox is left untouched), metadata/envVars that are not string maps, a missing
+ * templateID. Path ids other than `<id>` / `<id>-<clientID>` of [a-z0-9] -> 400 `Invalid
+ * sandbox ID`. Unknown templates -> 404 `template '<x>' not found` (`templates` option; default
+ * base and python). Create faults carry E2B's placement `error_code`.
+ *
+ * Faults beyond status/delay/drop/hang (FaultSpec): a kill or pause 500 that was `applied` (the
+ * store entry dropped, the VM an orphan for ~80 s), `fakeSuccess` kills, `raceResume` (kill vs an
+ * in-flight resume: E2B's open race, infra #3636; by default the kill waits for the resume),
+ * `ignoreMetadataKeys` lists, `landAfterMs` creates; envd: `envdFault` proxy502 (any sandbox, or
+ * one), `killEnvd`.
+ *
+ * Deliberate deviations from the real service, each for a reason:
+ *  - Template references are simplified: `<alias or ID>[:tag]`, the only tag being "default";
+ *    team namespaces are not modelled (no test needs them; E2B's parser is not in the notes).
  *  - The first list page has no time bound (the real API bounds it by time.Now(), which with a
  *    frozen, simulated clock would hide sandboxes started "now").
- *  - Paused sandboxes never expire (real snapshots are kept for a long time, not forever).
- *  - Rate limits are not enforced unless injected with `fault()`; concurrency is limited only
- *    with `maxConcurrentSandboxes`.
- *
+ *  - Paused sandboxes never expire — as at E2B, where nothing but DELETE removes a snapshot row
+ *    (H/sandbox_kill.go deleteSnapshot); whoever pauses must reap.
+ *  - Rate limits are not enforced unless injected with `fault()`, and concurrency is unlimited
+ *    unless `maxConcurrentSandboxes` is set: each test picks its plan (Hobby would be 20).
+ *  - Transitions take real ms (DEFAULT_TRANSITION_MS, a few ms) where E2B takes seconds: enough
+ *    for concurrent requests to meet them, cheap for suites; tests lengthen them with a delay
+ *    fault or `transitionMs`. Snapshotting (the checkpoint API) is not modelled: the SDK 2.51
+ *    lifecycle never calls it.
+ *  - A kill or pause carries on when its client disconnects (E2B's cancelled context may stop it
+ *    midway); "may or may not have happened" is what the faults `applied` and plain `status` model.
+ *  - Deleting a paused sandbox emits `killed` (E2B's node publishes events; for a snapshot-only
+ *    delete the source does not show one), so listeners see every end.
+ *  - A resume of a paused sandbox never fails on placement (503/504) unless injected.
+
  * Bind is loopback only; nothing here reaches the network.
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import type {
+  CallRecord,
+  E2BEmulatorOptions,
+  EmulatedSandbox,
+  Endpoint,
+  EnvdFaultSpec,
+  FaultSpec,
+  LifecycleEvent,
+  MountHandler,
+} from "./e2bTypes";
+import {
+  CLIENT_ID,
+  DEFAULT_TEMPLATES,
+  DEFAULT_TIMEOUT_S,
+  DEFAULT_TRANSITION_MS,
+  Hold,
+  HttpError,
+  PLACEMENT_TIMEOUT_MESSAGE,
+  bodyError,
+  concurrencyMessage,
+  detailBody,
+  ENVD_PORT,
+  Reply,
+  errorOutcome,
+  isPlainObject,
+  parseJsonBody,
+  listMatches,
+  listedBody,
+  matchRoute,
+  newSandboxID,
+  notFoundMsg,
+  pageOf,
+  parseListQuery,
+  readBody,
+  sandboxBody,
+  secondsField,
+  sendJson,
+  stringMap,
+  transitionalError,
+  validSandboxRef,
+  type Outcome,
+  type QueuedFault,
+  type Route,
+} from "./e2bWire";
 
-export type Endpoint = "create" | "list" | "kill" | "getInfo" | "setTimeout" | "connect" | "pause";
+export * from "./e2bTypes";
+export { DEFAULT_TEMPLATES, DEFAULT_TRANSITION_MS, parseMetadataFilter } from "./e2bWire";
 
-export interface FaultSpec {
-  /** answer this status with a JSON error body {code,message} */
-  status?: number;
-  /** with status 429: send an integer Retry-After header (the SDK retries only then) */
-  retryAfterS?: number;
-  /** how many upcoming calls of the endpoint get this fault (default 1; Infinity allowed) */
-  times?: number;
-  /** wait this long (real ms) before handling */
-  delayMs?: number;
-  /** PERFORM the operation, then destroy the socket without answering */
-  dropResponse?: boolean;
-  /** PERFORM the operation, then never answer (the client hits its requestTimeoutMs) */
-  hang?: boolean;
-  // Precedence: delayMs first; then hang, else dropResponse, else status. A fault with only
-  // delayMs delays a normal answer. Faults are consumed after the API-key check passes.
-  message?: string;
-  /**
-   * list: E2B applies only part of the metadata filter — these keys are ignored when matching
-   * (a renamed filter parameter did exactly this once). The answer looks normal.
-   */
-  ignoreMetadataKeys?: string[];
-  /** kill: answer 204 without killing (E2B says killed but did not; only a later list can tell) */
-  fakeSuccess?: true;
-  /**
-   * kill/pause with `status` (default 500): the operation was applied anyway, as E2B's
-   * RemoveSandbox drops the store entry even when the node call fails (O/delete_instance.go).
-   * Later calls get 404 (or the previous snapshot, if it had one) and list omits it, while the
-   * VM keeps running and billing until E2B's orphan reaper ends it (`orphanReapMs`, ~80 s; see
-   * `orphanedVms()`), with a `killed` event, kill_reason "orphaned".
-   */
-  applied?: boolean;
-  /**
-   * create: the sandbox stays an invisible reservation (omitted from list; get/kill/pause/
-   * connect/timeout answer 404; a kill changes nothing) until the emulator CLOCK passes
-   * arrival + landAfterMs; it then appears with startedAt = that time. What the client sees is
-   * chosen by the other fields: status (answered at once), dropResponse, hang; with none of them
-   * the 201 is held until the sandbox lands.
-   */
-  landAfterMs?: number;
+/** A state change in flight: other requests join it, wait for it, or answer 409. */
+interface Op {
+  kind: "pausing" | "killing" | "resuming";
+  /** emulator clock when it began */
+  beganAt: number;
+  done: Promise<void>;
+  finish(): void;
 }
 
-/** Faults of envd traffic (E2B's proxy in front of the in-sandbox daemon). */
-export type EnvdFaultSpec = {
-  /** E2B's proxy answers 502 {"code":502,"message":"The sandbox was not found"} though it lives */
-  kind: "proxy502";
-  /** how many upcoming envd requests get it (default 1; Infinity allowed) */
-  times?: number;
-};
-
-/** A sandbox lifecycle transition, as E2B's node publishes it (packages/shared/pkg/events). */
-export type LifecycleEvent = {
-  type: "created" | "killed" | "paused" | "resumed" | "updated";
-  sandboxId: string;
-  templateId: string;
-  metadata: Record<string, string>;
-  /** emulator clock, ms */
-  at: number;
-  /** killed only: "request" (DELETE or killDirect), "timeout" (TTL), "orphaned" (reaper) */
-  killReason?: "request" | "timeout" | "orphaned";
-};
-
-/** A control-plane path handled outside the emulator's routes (after the API-key check). */
-export type MountHandler = (
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  body: Buffer,
-) => void | Promise<void>;
-
-export interface EmulatedSandbox {
-  sandboxID: string;
-  templateID: string;
-  clientID: string;
-  alias?: string;
-  metadata: Record<string, string>;
-  envVars: Record<string, string>;
-  envdAccessToken: string;
-  envdVersion: string;
-  state: "running" | "paused";
-  /** ms since epoch on the emulator's clock; reset when a paused sandbox is resumed (as E2B does) */
+/** E2B's snapshot row (Postgres): written at pause, kept on resume and timeout, deleted by kill. */
+interface Snapshot {
   startedAt: number;
-  /** running: when the TTL runs out; paused: when it was paused (E2B reports the snapshot time) */
-  endAt: number;
-  diedAt?: number;
-  /** "reaped": an orphaned VM (see FaultSpec.applied) ended by E2B's orphan reaper */
-  diedBy?: "killed" | "expired" | "reaped";
-  cpuCount: number;
-  memoryMB: number;
-  diskSizeMB: number;
-  /** create body `autoPause` (SDK `lifecycle.onTimeout: "pause"`): on expiry it pauses instead of dying */
-  autoPause: boolean;
-  /** emulator-clock ms its VM has run (billed compute), up to now; stops once the VM is gone */
-  runningMs: number;
-  /** emulator-clock ms it has spent paused (a snapshot, no VM), up to now */
-  pausedMs: number;
-  /** the VM still runs, but E2B's control plane has forgotten it (until the orphan reaper ends it) */
-  orphaned?: boolean;
+  pausedAt: number;
+  metadata: Record<string, string>;
 }
 
-/** Internal record: the public shape plus the meter's running segments. */
+/** Internal record: the public shape plus the meter's running segments and the state machine. */
 interface Box extends EmulatedSandbox {
   /** emulator clock when the VM started running (undefined: no VM) */
   vmSince?: number;
   /** emulator clock when it became paused (undefined: not paused) */
   pausedSince?: number;
-}
-
-export interface CallRecord {
-  endpoint: Endpoint | "other";
-  method: string;
-  path: string;
-  /** raw query string without "?" (e.g. the still-encoded metadata filter), when present */
-  query?: string;
-  /** status answered; 0 while pending, and for calls never answered (dropResponse, hang) */
-  status: number;
-  /** emulator clock when the request arrived */
-  at: number;
-  sandboxID?: string;
-  /** parsed JSON request body, when there was one */
-  body?: unknown;
-  /** the fault applied to this call, if any */
-  fault?: FaultSpec;
-}
-
-export interface E2BEmulatorOptions {
-  /** if set, require X-API-KEY to match */
-  apiKey?: string;
-  /** default Date.now; used for startedAt/endAt/expiry (benchmarks pass a simulated clock) */
-  clock?: () => number;
-  /** plan cap on a sandbox's lifetime, seconds; default 3600 (Hobby, "1 hours") */
-  maxTimeoutS?: number;
-  /** added real delay per endpoint; "*" applies where no endpoint-specific value is set */
-  latencyMs?: Partial<Record<Endpoint | "*", number>>;
-  /** handles envd traffic (requests with an `e2b-sandbox-id` header) for running sandboxes */
-  envdHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
-  /** envdVersion reported for new sandboxes; default "0.6.4", the highest the SDK gates features on */
-  envdVersion?: string;
-  /** template alias -> template ID; default { base: "rki5dems9wqfm4r03t7g" } */
-  templates?: Record<string, string>;
-  /** running-sandbox limit (Hobby 20, Pro 100); above it create answers 429. Default: unlimited */
-  maxConcurrentSandboxes?: number;
-  /** emulator-clock ms after which an orphaned VM is reaped (E2B: 60 s grace + 20 s sync); default 80 000 */
-  orphanReapMs?: number;
-}
-
-/** E2B's deprecated-but-still-sent client ID (consts.ClientID in e2b-dev/infra). */
-const CLIENT_ID = "6532622b";
-/** Default lifetime when create/connect omit `timeout` (NewSandboxV2 / ConnectSandboxV2 default). */
-const DEFAULT_TIMEOUT_S = 300;
-/** GET /v2/sandboxes: default and maximum page size (sandboxesDefaultLimit / sandboxesMaxLimit). */
-const LIST_DEFAULT_LIMIT = 100;
-const LIST_MAX_LIMIT = 100;
-/** Largest request body accepted. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
-const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz1234567890";
-
-interface Route {
-  endpoint: Endpoint;
-  id?: string;
-}
-
-interface Outcome {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** answer only once this settles (e.g. a create whose sandbox lands later) */
-  hold?: Promise<void>;
-}
-
-interface QueuedFault {
-  spec: FaultSpec;
-  remaining: number;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Sandbox IDs are "i" + 20 chars of [a-z0-9] (InstanceIDPrefix + id.Generate(), uniuri.UUIDLen). */
-function newSandboxID(): string {
-  let s = "i";
-  for (let i = 0; i < 20; i++) s += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
-  return s;
-}
-
-/**
- * Go's url.QueryUnescape: "+" is a space, "%XX" must be valid hex (else an error), bytes are
- * decoded as UTF-8. The server applies it to the metadata filter, then to each key and value.
- */
-function goQueryUnescape(s: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === "%") {
-      const hex = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new Error(`invalid URL escape "%${hex}"`);
-      bytes.push(parseInt(hex, 16));
-      i += 2;
-    } else if (c === "+") {
-      bytes.push(0x20);
-    } else {
-      for (const b of Buffer.from(c!, "utf8")) bytes.push(b);
-    }
-  }
-  return Buffer.from(bytes).toString("utf8");
-}
-
-/**
- * Parse the `metadata` query value as e2b-dev/infra's parseFilters does: unescape the whole
- * value, split on "&", each part must split on "=" into exactly two, unescape key and value.
- * (The SDK encodes each key/value, joins with URLSearchParams, and the HTTP layer encodes the
- * whole once more; URL parsing already removed that outermost layer.) Pairs are ANDed.
- */
-export function parseMetadataFilter(raw: string): Record<string, string> {
-  const query = goQueryUnescape(raw);
-  const filters: Record<string, string> = {};
-  for (const pair of query.split("&")) {
-    const parts = pair.split("=");
-    if (parts.length !== 2) throw new Error("invalid key value pair in query");
-    filters[goQueryUnescape(parts[0]!)] = goQueryUnescape(parts[1]!);
-  }
-  return filters;
-}
-
-/** Cursor as E2B makes it: base64url (padded) of "<RFC3339 startedAt>__<sandboxID>[__asc]". */
-function encodeCursor(startedAt: number, id: string, asc: boolean): string {
-  const raw = `${new Date(startedAt).toISOString()}__${id}${asc ? "__asc" : ""}`;
-  return Buffer.from(raw, "utf8").toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
-}
-
-function decodeCursor(token: string): { time: number; id: string; asc: boolean } {
-  const raw = Buffer.from(token.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8");
-  const parts = raw.split("__");
-  if (parts.length !== 2 && !(parts.length === 3 && parts[2] === "asc"))
-    throw new Error("invalid cursor format");
-  const time = Date.parse(parts[0]!);
-  if (Number.isNaN(time)) throw new Error("invalid timestamp format in cursor");
-  return { time, id: parts[1]!, asc: parts.length === 3 };
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** An optional string->string map field (metadata, envVars); null counts as absent. */
-function stringMap(body: Record<string, unknown>, field: string): Record<string, string> {
-  const v = body[field];
-  if (v === undefined || v === null) return {};
-  if (!isPlainObject(v)) throw new HttpError(400, `Error when parsing request: ${field} must be an object`);
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== "string")
-      throw new HttpError(400, `Error when parsing request: ${field}.${k} must be a string`);
-    out[k] = val;
-  }
-  return out;
-}
-
-/** An optional int32 seconds field (create/connect/setTimeout `timeout`). */
-function secondsField(body: Record<string, unknown>, field: string): number | undefined {
-  const v = body[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v) || v > 2147483647 || v < -2147483648) {
-    throw new HttpError(400, `Error when parsing request: ${field} must be an int32`);
-  }
-  return v;
-}
-
-/** E2B's ShortID: IDs may come as "<sandboxID>-<clientID>"; only the part before "-" counts. */
-function shortID(id: string): string {
-  return id.split("-")[0]!;
-}
-
-function matchRoute(method: string, path: string): Route | undefined {
-  const seg = path.split("/").filter((s) => s !== "");
-  let id: string | undefined;
-  const decodeId = (s: string) => {
-    try {
-      return shortID(decodeURIComponent(s));
-    } catch {
-      return shortID(s);
-    }
-  };
-  if (seg[0] === "v2" && seg[1] === "sandboxes") {
-    if (seg.length === 2 && method === "POST") return { endpoint: "create" };
-    if (seg.length === 2 && method === "GET") return { endpoint: "list" };
-    if (seg.length === 4 && seg[3] === "connect" && method === "POST") {
-      id = decodeId(seg[2]!);
-      return { endpoint: "connect", id };
-    }
-    return undefined;
-  }
-  if (seg[0] === "sandboxes" && seg.length >= 2) {
-    id = decodeId(seg[1]!);
-    if (seg.length === 2 && method === "DELETE") return { endpoint: "kill", id };
-    if (seg.length === 2 && method === "GET") return { endpoint: "getInfo", id };
-    if (seg.length === 3 && seg[2] === "timeout" && method === "POST") return { endpoint: "setTimeout", id };
-    if (seg.length === 3 && seg[2] === "pause" && method === "POST") return { endpoint: "pause", id };
-  }
-  return undefined;
-}
-
-function notFoundMsg(id: string): string {
-  // sandboxNotFoundMsg in e2b-dev/infra
-  return `Sandbox "${id}" doesn't exist or you don't have access to it`;
+  op?: Op;
+  snapshot?: Snapshot;
+  /** the create's timeout, s: an auto-resume runs for this long */
+  createTimeoutS: number;
 }
 
 export class E2BEmulator {
@@ -368,9 +176,12 @@ export class E2BEmulator {
   /** the subset still alive (running or paused) */
   private readonly aliveSet = new Map<string, Box>();
   /** VMs E2B's control plane no longer knows, billing until the orphan reaper ends them */
-  private readonly orphans = new Map<string, { box: Box; reapAt: number }>();
-  /** creates still in flight (reservations): invisible until the clock passes landAt */
-  private readonly pending = new Map<string, { box: Box; landAt: number; timeoutS: number }>();
+  private readonly orphans = new Map<string, { box: Box; since: number; reapAt: number }>();
+  /**
+   * creates still in flight (reservations), invisible: they land when the clock passes landAt
+   * (landAfterMs fault), or when their request's hold ends (landAt undefined)
+   */
+  private readonly pending = new Map<string, { box: Box; landAt?: number }>();
   private readonly listeners = new Set<(e: LifecycleEvent) => void>();
   private readonly mounts: Array<{ prefix: string; handler: MountHandler }> = [];
   private envdFaults: Array<{ spec: EnvdFaultSpec; remaining: number }> = [];
@@ -388,7 +199,7 @@ export class E2BEmulator {
     this.clock = opts.clock ?? Date.now;
     this.maxTimeoutS = opts.maxTimeoutS ?? 3600;
     this.envdVersion = opts.envdVersion ?? "0.6.4";
-    this.templates = opts.templates ?? { base: "rki5dems9wqfm4r03t7g" };
+    this.templates = opts.templates ?? { ...DEFAULT_TEMPLATES };
     this.latency = { ...(opts.latencyMs ?? {}) };
     this.orphanReapMs = opts.orphanReapMs ?? 80_000;
   }
@@ -410,6 +221,11 @@ export class E2BEmulator {
     });
     const { port } = server.address() as AddressInfo;
     const emu = new E2BEmulator(server, `http://127.0.0.1:${port}`, opts);
+    if (opts.tickEveryMs !== undefined && opts.tickEveryMs > 0) {
+      const ticker = setInterval(() => emu.sweep(), opts.tickEveryMs);
+      ticker.unref();
+      server.once("close", () => clearInterval(ticker));
+    }
     server.on("request", (req, res) => {
       emu.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent && !res.destroyed) {
@@ -477,7 +293,7 @@ export class E2BEmulator {
   envdReachable(id: string): boolean {
     this.sweep();
     const s = this.aliveSet.get(id);
-    return s !== undefined && s.state === "running" && !this.envdDead.has(id);
+    return s !== undefined && s.state === "running" && s.op?.kind !== "killing" && !this.envdDead.has(id);
   }
 
   /** Run expiry, landing reservations and the orphan reaper up to the current clock. */
@@ -518,17 +334,22 @@ export class E2BEmulator {
     state?: "running" | "paused";
     envVars?: Record<string, string>;
     autoPause?: boolean;
+    autoResume?: boolean;
   }): EmulatedSandbox {
     const now = this.clock();
     const startedAt = s.startedAt ?? now;
     const state = s.state ?? "running";
-    const sbx = this.makeSandbox(s.templateID ?? "base", {
+    const name = s.templateID ?? "base";
+    const timeoutMs = s.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000;
+    const sbx = this.makeSandbox(this.lookupTemplate(name) ?? { templateID: name }, {
       metadata: s.metadata ?? {},
       envVars: s.envVars ?? {},
       startedAt,
-      endAt: state === "paused" ? now : startedAt + (s.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000),
+      endAt: state === "paused" ? now : startedAt + timeoutMs,
       state,
       autoPause: s.autoPause ?? false,
+      autoResume: s.autoResume ?? false,
+      createTimeoutS: Math.ceil(timeoutMs / 1000),
     });
     this.publish(sbx, now);
     return this.copy(sbx);
@@ -611,17 +432,17 @@ export class E2BEmulator {
 
   /** A new sandbox record, not yet live: `publish` makes it visible. */
   private makeSandbox(
-    template: string,
-    f: Pick<EmulatedSandbox, "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause">,
+    template: { templateID: string; alias?: string },
+    f: Pick<
+      EmulatedSandbox,
+      "metadata" | "envVars" | "startedAt" | "endAt" | "state" | "autoPause" | "autoResume"
+    > & { createTimeoutS: number },
   ): Box {
-    // Template references may carry a ":tag"; aliases resolve to the template ID, as E2B reports.
-    const name = template.split(":")[0]!.trim().toLowerCase();
-    const resolved = this.templates[name];
     return {
       sandboxID: newSandboxID(),
-      templateID: resolved ?? name,
+      templateID: template.templateID,
       clientID: CLIENT_ID,
-      ...(resolved !== undefined ? { alias: name } : {}),
+      ...(template.alias !== undefined ? { alias: template.alias } : {}),
       metadata: { ...f.metadata },
       envVars: { ...f.envVars },
       envdAccessToken: randomBytes(24).toString("hex"),
@@ -633,8 +454,11 @@ export class E2BEmulator {
       memoryMB: 512,
       diskSizeMB: 10240,
       autoPause: f.autoPause,
+      autoResume: f.autoResume,
+      hasSnapshot: false,
       runningMs: 0,
       pausedMs: 0,
+      createTimeoutS: f.createTimeoutS,
     };
   }
 
@@ -643,32 +467,36 @@ export class E2BEmulator {
     this.sandboxes.set(s.sandboxID, s);
     this.aliveSet.set(s.sandboxID, s);
     if (s.state === "running") s.vmSince = at;
-    else s.pausedSince = at;
+    else {
+      s.snapshot = { startedAt: s.startedAt, pausedAt: s.endAt, metadata: { ...s.metadata } };
+      s.pausedSince = at;
+    }
     this.emit("created", s, at);
   }
 
   /**
    * Lazy time: every request and inspection first lands due reservations, retires running
-   * sandboxes past endAt (E2B's evictor polls every 50 ms), and reaps due orphans.
+   * sandboxes past endAt (E2B's evictor polls every 50 ms; a sandbox mid-transition is not
+   * evicted), and reaps due orphans.
    */
   private sweep(): void {
     const now = this.clock();
     for (const [id, p] of this.pending) {
-      if (now < p.landAt) continue;
+      if (p.landAt === undefined || now < p.landAt) continue;
       this.pending.delete(id);
       p.box.startedAt = p.landAt;
-      p.box.endAt = p.landAt + p.timeoutS * 1000;
+      p.box.endAt = p.landAt + p.box.createTimeoutS * 1000;
       this.publish(p.box, p.landAt);
     }
     for (const s of this.aliveSet.values()) {
-      if (s.state === "running" && now >= s.endAt) this.expire(s);
+      if (s.state === "running" && !s.op && now >= s.endAt) this.expire(s);
     }
     for (const [id, o] of this.orphans) {
       if (now < o.reapAt) continue;
       this.orphans.delete(id);
       o.box.orphaned = false;
-      this.stopVm(o.box, o.reapAt);
-      if (!this.aliveSet.has(id)) {
+      o.box.runningMs += Math.max(0, o.reapAt - o.since);
+      if (!this.aliveSet.has(id) && !this.pendingResume(o.box)) {
         o.box.diedAt = o.reapAt;
         o.box.diedBy = "reaped";
       }
@@ -676,19 +504,38 @@ export class E2BEmulator {
     }
   }
 
+  /** Its TTL ran out: pause (autoPause), else the VM is killed — back to its snapshot if it has one. */
   private expire(s: Box): void {
     if (s.autoPause) {
-      // endAt stays: the snapshot time is when the TTL ran out
-      this.pauseNow(s, s.endAt);
+      this.pauseNow(s, s.endAt); // the snapshot time is when the TTL ran out
+    } else if (s.snapshot) {
+      // Only DELETE removes a snapshot row (H/sandbox_kill.go): the evictor's kill leaves it, so
+      // a paused-then-resumed sandbox whose timeout ends it comes back as `paused`, stale.
+      this.stopVm(s, s.endAt);
+      this.emit("killed", s, s.endAt, "timeout");
+      this.restoreSnapshot(s, s.endAt);
     } else {
       this.die(s, "expired", s.endAt);
     }
+  }
+
+  /** Back to its snapshot row: listed and reported paused as of the last pause. */
+  private restoreSnapshot(s: Box, at: number): void {
+    const snap = s.snapshot!;
+    s.state = "paused";
+    s.startedAt = snap.startedAt;
+    s.endAt = snap.pausedAt;
+    s.metadata = { ...snap.metadata };
+    s.pausedSince = at;
+    this.aliveSet.set(s.sandboxID, s);
   }
 
   private pauseNow(s: Box, at: number): void {
     s.state = "paused";
     s.endAt = at; // listed paused sandboxes report the snapshot time as endAt
     this.stopVm(s, at);
+    // pausing again upserts the row (create_new_snapshot.sql)
+    s.snapshot = { startedAt: s.startedAt, pausedAt: at, metadata: { ...s.metadata } };
     s.pausedSince = at;
     this.emit("paused", s, at);
   }
@@ -699,12 +546,15 @@ export class E2BEmulator {
     s.startedAt = at;
     s.endAt = at + timeoutS * 1000;
     s.vmSince = at;
+    this.aliveSet.set(s.sandboxID, s);
     this.emit("resumed", s, at);
   }
 
+  /** Killed: VM and snapshot row gone, for good. */
   private die(s: Box, by: "killed" | "expired", at: number): void {
     s.diedAt = at;
     s.diedBy = by;
+    s.snapshot = undefined;
     this.stopVm(s, at);
     this.stopPaused(s, at);
     this.aliveSet.delete(s.sandboxID);
@@ -713,23 +563,21 @@ export class E2BEmulator {
   }
 
   /**
-   * A kill or pause whose node call failed after E2B dropped the store entry: the control plane
-   * forgets the sandbox (404; a paused one keeps nothing either), the VM runs on as an orphan.
+   * A kill or pause whose node call failed after E2B dropped the store entry (O/delete_instance.go):
+   * the control plane forgets the running sandbox — 404, or its previous snapshot if it had one —
+   * while the VM runs on (and bills) as an orphan until the reaper. A paused one has no VM: the
+   * failed kill took its snapshot row with it.
    */
   private orphan(s: Box, at: number): void {
-    this.aliveSet.delete(s.sandboxID);
     if (s.state === "paused") {
-      // nothing running to orphan: the snapshot is gone, the sandbox with it
-      s.diedAt = at;
-      s.diedBy = "killed";
-      this.stopPaused(s, at);
-      this.emit("killed", s, at, "request");
+      this.die(s, "killed", at);
       return;
     }
-    // Gone as far as the API can tell, but not dead: diedAt stays unset and the meter keeps
-    // running until the reaper ends the VM.
+    this.stopVm(s, at);
     s.orphaned = true;
-    this.orphans.set(s.sandboxID, { box: s, reapAt: at + this.orphanReapMs });
+    this.orphans.set(s.sandboxID, { box: s, since: at, reapAt: at + this.orphanReapMs });
+    if (s.snapshot) this.restoreSnapshot(s, at);
+    else this.aliveSet.delete(s.sandboxID); // gone as far as the API can tell, but not dead: no diedAt
   }
 
   private stopVm(s: Box, at: number): void {
@@ -742,6 +590,45 @@ export class E2BEmulator {
     if (s.pausedSince === undefined) return;
     s.pausedMs += Math.max(0, at - s.pausedSince);
     s.pausedSince = undefined;
+  }
+
+  /** Still the live record of its sandbox (not killed directly or reset under a request). */
+  private isCurrent(s: Box): boolean {
+    return this.aliveSet.get(s.sandboxID) === s;
+  }
+
+  private pendingResume(s: Box): boolean {
+    return s.op?.kind === "resuming";
+  }
+
+  /** Mark a state change in flight; `finish()` releases whoever waits on it. */
+  private beginOp(s: Box, kind: Op["kind"]): Op {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const op: Op = {
+      kind,
+      beganAt: this.clock(),
+      done,
+      finish: () => {
+        if (s.op === op) s.op = undefined;
+        release();
+      },
+    };
+    s.op = op;
+    return op;
+  }
+
+  /** E2B's concurrency count: store entries (running, pausing, killing) + pending creates and resumes. */
+  private concurrencyInUse(): number {
+    let n = this.pending.size;
+    for (const s of this.aliveSet.values()) if (s.state === "running" || this.pendingResume(s)) n++;
+    return n;
+  }
+
+  private checkConcurrency(): void {
+    const max = this.opts.maxConcurrentSandboxes;
+    if (max !== undefined && this.concurrencyInUse() >= max)
+      throw new HttpError(429, concurrencyMessage(max));
   }
 
   private emit(type: LifecycleEvent["type"], s: Box, at: number, killReason?: LifecycleEvent["killReason"]) {
@@ -769,14 +656,45 @@ export class E2BEmulator {
   /** The public view: a copy with the meter brought up to now. */
   private copy(s: Box): EmulatedSandbox {
     const now = this.clock();
-    const { vmSince, pausedSince, ...pub } = s;
+    const { vmSince, pausedSince, op, snapshot, createTimeoutS: _t, ...pub } = s;
+    const orphan = this.orphans.get(s.sandboxID);
     return {
       ...pub,
       metadata: { ...s.metadata },
       envVars: { ...s.envVars },
-      runningMs: s.runningMs + (vmSince !== undefined ? Math.max(0, now - vmSince) : 0),
+      runningMs:
+        s.runningMs +
+        (vmSince !== undefined ? Math.max(0, now - vmSince) : 0) +
+        (orphan ? Math.max(0, now - orphan.since) : 0),
       pausedMs: s.pausedMs + (pausedSince !== undefined ? Math.max(0, now - pausedSince) : 0),
+      hasSnapshot: snapshot !== undefined,
+      ...(op ? { phase: op.kind } : {}),
     };
+  }
+
+  /** An alias or template ID of this team's, without tag; undefined when unknown. */
+  private lookupTemplate(name: string): { templateID: string; alias?: string } | undefined {
+    const id = this.templates[name];
+    if (id !== undefined) return { templateID: id, alias: name };
+    for (const [alias, tid] of Object.entries(this.templates))
+      if (tid === name) return { templateID: tid, alias };
+    return undefined;
+  }
+
+  /**
+   * A create's `templateID` as E2B resolves it: `<alias or ID>[:<tag>]`; only the "default" tag
+   * exists here. Unknown -> 404 `template '<x>' not found`, unknown tag -> 404
+   * (packages/api/internal/cache/templates/errors.go); not a reference at all -> 400.
+   */
+  private resolveTemplate(ref: string): { templateID: string; alias?: string } {
+    const m = /^([a-z0-9][a-z0-9._/-]*)(?::([a-z0-9][a-z0-9._-]*))?$/.exec(ref.trim().toLowerCase());
+    if (!m) throw new HttpError(400, `Invalid template reference: ${JSON.stringify(ref)}`);
+    const name = m[1]!;
+    const found = this.lookupTemplate(name);
+    if (!found) throw new HttpError(404, `template '${name}' not found`);
+    if (m[2] !== undefined && m[2] !== "default")
+      throw new HttpError(404, `tag '${m[2]}' does not exist for template '${name}'`);
+    return found;
   }
 
   private capMessage(): string {
@@ -791,41 +709,8 @@ export class E2BEmulator {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "http://emulator.local");
     const headerId = req.headers["e2b-sandbox-id"];
-
-    if (headerId !== undefined) {
-      // envd traffic: the SDK sends it to E2B_SANDBOX_URL with the sandbox in a header.
-      const id = Array.isArray(headerId) ? (headerId[0] ?? "") : headerId;
-      const rec: CallRecord = {
-        endpoint: "other",
-        method,
-        path: url.pathname,
-        status: 0,
-        at: this.clock(),
-        sandboxID: id,
-      };
-      this.calls.push(rec);
-      res.on("finish", () => (rec.status = res.statusCode));
-      this.sweep();
-      const s = this.aliveSet.get(id);
-      // E2B's proxy answers 502 JSON for unknown, dead (and not-resumed paused) sandboxes, and,
-      // under the proxy502 fault, for a live one too.
-      if (!this.opts.envdHandler || !s || s.state !== "running" || this.takeEnvdFault()) {
-        sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
-        return;
-      }
-      if (this.envdDead.has(id)) {
-        // The proxy reaches the VM but nothing listens on envd's port (its closed-port answer).
-        sendJson(res, 502, {
-          code: 502,
-          message: "The sandbox is running but port is not open",
-          sandboxId: id,
-          port: 49983,
-        });
-        return;
-      }
-      this.opts.envdHandler(req, res);
-      return;
-    }
+    // envd traffic: the SDK sends it to E2B_SANDBOX_URL with the sandbox in a header.
+    if (headerId !== undefined) return this.handleEnvd(req, res, url, [headerId].flat()[0] ?? "");
 
     const route = matchRoute(method, url.pathname);
     const rec: CallRecord = {
@@ -838,107 +723,116 @@ export class E2BEmulator {
       ...(route?.id !== undefined ? { sandboxID: route.id } : {}),
     };
     this.calls.push(rec);
-    const answer = (o: Outcome) => {
-      rec.status = o.status;
-      if (res.destroyed) return;
-      if (o.body === undefined) {
-        res.writeHead(o.status, o.headers);
-        res.end();
-      } else {
-        sendJson(res, o.status, o.body, o.headers);
-      }
-    };
-    const fail = (status: number, message: string, headers?: Record<string, string>) =>
-      answer({ status, body: { code: status, message }, headers });
+    const reply = new Reply(res, rec);
 
     // Read the whole body first so keep-alive sockets stay in a clean state whatever we answer.
     let raw: Buffer;
     try {
       raw = await readBody(req);
     } catch (e) {
-      return fail(
-        e instanceof HttpError ? e.status : 400,
-        `Error when reading request: ${String((e as Error).message)}`,
-      );
+      const status = e instanceof HttpError ? e.status : 400;
+      return reply.fail(status, `Error when reading request: ${String((e as Error).message)}`);
     }
-
     const mounted = route ? undefined : this.mounts.find((m) => url.pathname.startsWith(m.prefix));
-    if (!route && !mounted) return fail(404, `Not found: ${method} ${url.pathname}`);
+    if (!route && !mounted) return reply.fail(404, `Not found: ${method} ${url.pathname}`);
 
     const latency = (route && this.latency[route.endpoint]) ?? this.latency["*"] ?? 0;
     if (latency > 0) await this.sleep(latency);
+    const authError = this.authError(req); // auth runs before the handler, as E2B's middleware does
+    if (authError) return reply.fail(401, authError);
 
-    // Auth runs before the handler, as E2B's middleware does.
-    if (this.opts.apiKey !== undefined) {
-      const key = req.headers["x-api-key"];
-      if (key === undefined || key === "")
-        return fail(401, "Invalid API key, please check the X-API-KEY header");
-      if (key !== this.opts.apiKey) return fail(401, "Invalid API key");
-    }
+    if (route) return this.serveRoute(route, url, raw, req, reply);
+    res.on("finish", () => (rec.status = res.statusCode));
+    this.sweep();
+    await mounted!.handler(req, res, raw);
+  }
 
-    if (!route) {
-      res.on("finish", () => (rec.status = res.statusCode));
-      this.sweep();
-      await mounted!.handler(req, res, raw);
-      return;
-    }
+  private authError(req: http.IncomingMessage): string | undefined {
+    if (this.opts.apiKey === undefined) return undefined;
+    const key = req.headers["x-api-key"];
+    if (key === undefined || key === "") return "Invalid API key, please check the X-API-KEY header";
+    return key === this.opts.apiKey ? undefined : "Invalid API key";
+  }
 
+  /** A control-plane route: its fault, the work (held in its transitional state), the answer. */
+  private async serveRoute(route: Route, url: URL, raw: Buffer, req: http.IncomingMessage, reply: Reply) {
     const fault = this.takeFault(route.endpoint);
-    if (fault) rec.fault = fault;
-    if (fault?.delayMs) await this.sleep(fault.delayMs);
+    if (fault) reply.rec.fault = fault;
+    const hold = new Hold((ms) => this.sleep(ms), fault?.delayMs ?? 0);
 
-    let body: Record<string, unknown> = {};
-    if (raw.length > 0) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(raw.toString("utf8"));
-      } catch (e) {
-        return fail(400, `Error when parsing request: ${(e as Error).message}`);
-      }
-      rec.body = parsed;
-      if (method === "POST") {
-        if (!isPlainObject(parsed))
-          return fail(400, "Error when parsing request: body must be a JSON object");
-        body = parsed;
-      }
+    let body: Record<string, unknown>;
+    try {
+      body = parseJsonBody(raw, reply.rec);
+    } catch (e) {
+      await hold.run();
+      return reply.error(e);
     }
-
     // A status fault answers instead of doing the work, unless the work is applied anyway
     // (kill/pause `applied`, a create that lands later) or the status is the lost answer's.
     const worksAnyway = fault?.applied === true || fault?.landAfterMs !== undefined;
     const faultStatus = fault?.status ?? (fault?.applied ? 500 : undefined);
-    if (faultStatus !== undefined && !fault!.dropResponse && !fault!.hang && !worksAnyway) {
-      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
+    const lostAnswer = fault?.dropResponse === true || fault?.hang === true;
+    if (faultStatus !== undefined && !lostAnswer && !worksAnyway) {
+      await hold.run();
+      return reply.faulted(fault!, faultStatus);
     }
 
     let outcome: Outcome;
     try {
       this.sweep();
-      outcome = this.perform(route, url, body, fault);
+      outcome = await this.perform(route, url, body, hold, fault);
     } catch (e) {
-      if (e instanceof HttpError)
-        outcome = { status: e.status, body: { code: e.status, message: e.message } };
-      else throw e;
+      outcome = errorOutcome(e);
     }
+    await hold.run(); // a request refused early is still delayed by its fault
 
     if (fault?.hang) return; // done the work, never answer; stop() destroys the socket
-    if (fault?.dropResponse) {
-      req.socket.destroy(); // done the work, the answer is lost
-      return;
-    }
-    if (faultStatus !== undefined && outcome.status < 400) {
-      return fail(faultStatus, fault!.message ?? defaultFaultMessage(faultStatus), retryAfter(fault!));
-    }
+    if (fault?.dropResponse) return void req.socket.destroy(); // done the work, the answer is lost
+    if (faultStatus !== undefined && outcome.status < 400) return reply.faulted(fault!, faultStatus);
     if (outcome.hold) await outcome.hold;
-    answer(outcome);
+    reply.answer(outcome);
   }
 
-  private takeEnvdFault(): EnvdFaultSpec | undefined {
-    const head = this.envdFaults[0];
-    if (!head) return undefined;
-    head.remaining--;
-    if (head.remaining <= 0) this.envdFaults.shift();
-    return head.spec;
+  /** envd traffic, as E2B's proxy routes it. */
+  private handleEnvd(req: http.IncomingMessage, res: http.ServerResponse, url: URL, id: string): void {
+    const method = req.method ?? "GET";
+    const rec: CallRecord = {
+      endpoint: "other",
+      method,
+      path: url.pathname,
+      status: 0,
+      at: this.clock(),
+      sandboxID: id,
+    };
+    this.calls.push(rec);
+    res.on("finish", () => (rec.status = res.statusCode));
+    this.sweep();
+    const s = this.aliveSet.get(id);
+    // Traffic to a paused sandbox created with autoResume resumes it first.
+    if (s && s.state === "paused" && s.autoResume && !s.op) this.autoResume(s);
+    // E2B's proxy answers 502 JSON for unknown, dead, being-killed (and not-resumed paused)
+    // sandboxes, and, under the proxy502 fault, for a live one too.
+    const routable = s !== undefined && s.state === "running" && s.op?.kind !== "killing";
+    if (!this.opts.envdHandler || !routable || this.takeEnvdFault(id)) {
+      return sendJson(res, 502, { code: 502, message: "The sandbox was not found" });
+    }
+    if (this.envdDead.has(id)) {
+      // The proxy reaches the VM but nothing listens on envd's port (its closed-port answer).
+      const closed = "The sandbox is running but port is not open";
+      return sendJson(res, 502, { code: 502, message: closed, sandboxId: id, port: ENVD_PORT });
+    }
+    this.opts.envdHandler(req, res);
+  }
+
+  /** The first queued envd fault for this sandbox, consumed. */
+  private takeEnvdFault(sandboxId: string): EnvdFaultSpec | undefined {
+    const i = this.envdFaults.findIndex(
+      (f) => f.spec.sandboxId === undefined || f.spec.sandboxId === sandboxId,
+    );
+    const f = this.envdFaults[i];
+    if (!f) return undefined;
+    if (--f.remaining <= 0) this.envdFaults.splice(i, 1);
+    return f.spec;
   }
 
   /** Resolves once `done()` holds, checking every few real ms (the clock may be simulated). */
@@ -976,337 +870,309 @@ export class E2BEmulator {
     });
   }
 
-  private perform(route: Route, url: URL, body: Record<string, unknown>, fault?: FaultSpec): Outcome {
+  private async perform(
+    route: Route,
+    url: URL,
+    body: Record<string, unknown>,
+    hold: Hold,
+    fault?: FaultSpec,
+  ): Promise<Outcome> {
+    if (route.rawId !== undefined && !validSandboxRef(route.rawId))
+      throw new HttpError(400, "Invalid sandbox ID");
     switch (route.endpoint) {
       case "create":
-        return this.doCreate(body, fault?.landAfterMs);
+        return this.doCreate(body, hold, fault?.landAfterMs);
       case "list":
+        await hold.run();
         return this.doList(url.searchParams, fault?.ignoreMetadataKeys);
       case "kill":
-        return this.doKill(route.id!, fault);
+        return this.doKill(route.id!, hold, fault);
       case "getInfo":
+        await hold.run();
         return this.doGetInfo(route.id!);
       case "setTimeout":
+        await hold.run();
         return this.doSetTimeout(route.id!, body);
       case "connect":
-        return this.doConnect(route.id!, body);
+        return this.doConnect(route.id!, body, hold);
       case "pause":
-        return this.doPause(route.id!, fault?.applied === true);
+        return this.doPause(route.id!, hold, fault?.applied === true);
     }
   }
 
-  private doCreate(body: Record<string, unknown>, landAfterMs?: number): Outcome {
-    const templateID = body.templateID;
-    if (typeof templateID !== "string" || templateID.trim() === "") {
-      throw new HttpError(400, "Error when parsing request: templateID is required");
-    }
-    const metadata = stringMap(body, "metadata");
-    const envVars = stringMap(body, "envVars");
-    const timeoutS = secondsField(body, "timeout");
-    // Only an explicit timeout is checked against the plan cap; absent means 300 s.
-    if (timeoutS !== undefined && timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
-    const max = this.opts.maxConcurrentSandboxes;
-    if (max !== undefined) {
-      let running = 0;
-      for (const s of this.aliveSet.values()) if (s.state === "running") running++;
-      if (running >= max) {
-        throw new HttpError(
-          429,
-          `You have reached the maximum number of concurrent E2B sandboxes (${max}). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'`,
-        );
-      }
-    }
+  private transition(kind: keyof typeof DEFAULT_TRANSITION_MS): number {
+    return this.opts.transitionMs?.[kind] ?? DEFAULT_TRANSITION_MS[kind];
+  }
+
+  /**
+   * Create (H/sandbox_create.go, O/create_instance.go): validate, reserve, then the sandbox is
+   * "being created" — only a reservation, invisible to every endpoint and counted against the
+   * concurrency limit — for the request's hold; it then publishes with a fresh startedAt, even if
+   * the client went away meanwhile. A hold past the API's 70 s deadline ends in 504, no sandbox.
+   */
+  private async doCreate(body: Record<string, unknown>, hold: Hold, landAfterMs?: number): Promise<Outcome> {
+    const { template, metadata, envVars, timeoutS, autoPause, autoResume } = this.parseCreate(body);
+    this.checkConcurrency();
     const now = this.clock();
-    const lifeS = Math.max(0, timeoutS ?? DEFAULT_TIMEOUT_S);
-    const sbx = this.makeSandbox(templateID, {
+    const lifeS = timeoutS ?? DEFAULT_TIMEOUT_S;
+    const sbx = this.makeSandbox(template, {
       metadata,
       envVars,
       startedAt: now,
       endAt: now + lifeS * 1000,
       state: "running",
-      autoPause: body.autoPause === true,
+      autoPause,
+      autoResume,
+      createTimeoutS: lifeS,
     });
     if (landAfterMs !== undefined && landAfterMs > 0) {
-      this.pending.set(sbx.sandboxID, { box: sbx, landAt: now + landAfterMs, timeoutS: lifeS });
-      const hold = this.until(() => !this.pending.has(sbx.sandboxID));
-      return { status: 201, body: sandboxBody(sbx), hold };
+      this.pending.set(sbx.sandboxID, { box: sbx, landAt: now + landAfterMs });
+      const landed = this.until(() => !this.pending.has(sbx.sandboxID));
+      return { status: 201, body: sandboxBody(sbx), hold: landed };
     }
-    this.publish(sbx, now);
+    this.pending.set(sbx.sandboxID, { box: sbx });
+    const deadlineMs = this.opts.createDeadlineMs ?? 70_000;
+    const workMs = hold.delayMs + this.transition("create");
+    if (workMs >= deadlineMs) {
+      await this.sleep(deadlineMs);
+      this.pending.delete(sbx.sandboxID);
+      await hold.run(0, deadlineMs); // the client still waits out the rest of its delay
+      throw new HttpError(504, PLACEMENT_TIMEOUT_MESSAGE, "sandbox_placement_timeout");
+    }
+    await hold.run(this.transition("create"));
+    if (!this.pending.delete(sbx.sandboxID) || this.stopped) throw new HttpError(500, "emulator reset");
+    // startedAt/endAt are reset once the VM is up (O/create_instance.go)
+    sbx.startedAt = this.clock();
+    sbx.endAt = sbx.startedAt + lifeS * 1000;
+    this.publish(sbx, sbx.startedAt);
     return { status: 201, body: sandboxBody(sbx) };
   }
 
+  /** The create body, checked in E2B's order: validator, template, timeout against the plan. */
+  private parseCreate(body: Record<string, unknown>) {
+    const templateID = body.templateID;
+    if (templateID === undefined)
+      throw bodyError("NewSandboxV2", "/templateID", 'property "templateID" is missing');
+    if (typeof templateID !== "string")
+      throw bodyError("NewSandboxV2", "/templateID", "value must be a string");
+    const metadata = stringMap(body, "metadata", "NewSandboxV2");
+    const envVars = stringMap(body, "envVars", "NewSandboxV2");
+    const timeoutS = secondsField(body, "timeout", "NewSandboxV2", 1); // v2 schema: minimum 1
+    const autoResume = body.autoResume;
+    if (autoResume !== undefined && (!isPlainObject(autoResume) || typeof autoResume.enabled !== "boolean"))
+      throw bodyError("NewSandboxV2", "/autoResume", "value must be an object with a boolean enabled");
+    const template = this.resolveTemplate(templateID);
+    // Only an explicit timeout is checked against the plan cap; absent means 300 s.
+    if (timeoutS !== undefined && timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
+    return {
+      template,
+      metadata,
+      envVars,
+      timeoutS,
+      autoPause: body.autoPause === true,
+      autoResume: isPlainObject(autoResume) && autoResume.enabled === true,
+    };
+  }
+
+  /** GET /v2/sandboxes (H/sandboxes_list.go): what the API shows, filtered, sorted, one page. */
   private doList(q: URLSearchParams, ignoreMetadataKeys: string[] = []): Outcome {
-    // state: form style, explode=false ("running,paused"); absent = both.
-    let states: Array<"running" | "paused"> = ["running", "paused"];
-    const rawStates = q.getAll("state");
-    if (rawStates.length > 0) {
-      states = [];
-      for (const part of rawStates.flatMap((s) => s.split(","))) {
-        if (part !== "running" && part !== "paused") throw new HttpError(400, `Invalid state: "${part}"`);
-        states.push(part);
-      }
+    const query = parseListQuery(q);
+    const selected: EmulatedSandbox[] = [];
+    for (const s of this.aliveSet.values()) {
+      const view = this.apiView(s);
+      if (view && listMatches(view, query, ignoreMetadataKeys)) selected.push(view);
     }
-
-    let limit = LIST_DEFAULT_LIMIT;
-    const rawLimit = q.get("limit");
-    if (rawLimit !== null) {
-      if (!/^-?\d+$/.test(rawLimit)) throw new HttpError(400, `Invalid limit: "${rawLimit}"`);
-      limit = Number(rawLimit);
-      if (limit < 1) throw new HttpError(400, "limit must be at least 1"); // spec minimum: 1
-      limit = Math.min(limit, LIST_MAX_LIMIT); // over the max is clipped, not refused
-    }
-
-    const order = q.get("order") ?? "desc";
-    if (order !== "asc" && order !== "desc") throw new HttpError(400, `Invalid order: "${order}"`);
-    const asc = order === "asc";
-
-    let cursor: { time: number; id: string } | undefined;
-    const token = q.get("nextToken");
-    if (token !== null && token !== "") {
-      try {
-        const c = decodeCursor(token);
-        if (c.asc !== asc) throw new Error("cursor was issued for a different sort order");
-        cursor = c;
-      } catch {
-        throw new HttpError(400, "Invalid next token");
-      }
-    }
-
-    let filter: Record<string, string> | undefined;
-    const rawMeta = q.get("metadata");
-    if (rawMeta !== null) {
-      try {
-        filter = parseMetadataFilter(rawMeta);
-      } catch {
-        throw new HttpError(400, "Error parsing metadata");
-      }
-    }
-
-    let startedAfter: number | undefined;
-    const rawAfter = q.get("startedAfter");
-    if (rawAfter !== null && rawAfter !== "") {
-      startedAfter = Date.parse(rawAfter);
-      if (Number.isNaN(startedAfter)) throw new HttpError(400, `Invalid startedAfter: "${rawAfter}"`);
-    }
-    const template = q.get("template") || undefined;
-
-    const matches = (s: EmulatedSandbox) =>
-      states.includes(s.state) &&
-      (filter === undefined ||
-        Object.entries(filter).every(
-          ([k, v]) => ignoreMetadataKeys.includes(k) || (Object.hasOwn(s.metadata, k) && s.metadata[k] === v),
-        )) &&
-      (startedAfter === undefined || s.startedAt >= startedAfter) &&
-      (template === undefined || s.templateID === template || s.alias === template);
-
-    const selected = [...this.aliveSet.values()].filter(matches);
     const headers: Record<string, string> = {};
-    if (states.includes("running")) {
+    if (query.states.includes("running")) {
       headers["X-Total-Running"] = String(selected.filter((s) => s.state === "running").length);
     }
-
-    // Newest first (or oldest first), ties broken by sandbox ID ascending, as E2B sorts.
-    selected.sort((a, b) =>
-      a.startedAt !== b.startedAt
-        ? asc
-          ? a.startedAt - b.startedAt
-          : b.startedAt - a.startedAt
-        : a.sandboxID < b.sandboxID
-          ? -1
-          : a.sandboxID > b.sandboxID
-            ? 1
-            : 0,
-    );
-    const after = cursor
-      ? selected.filter(
-          (s) =>
-            (asc ? s.startedAt > cursor.time : s.startedAt < cursor.time) ||
-            (s.startedAt === cursor.time && s.sandboxID > cursor.id),
-        )
-      : selected;
-
-    const page = after.slice(0, limit);
-    // X-Next-Token only when more remain; absent on the last page (the SDK stops on absence).
-    if (after.length > limit) {
-      const last = page[page.length - 1];
-      headers["X-Next-Token"] = encodeCursor(last!.startedAt, last!.sandboxID, asc);
-    }
+    const { page, nextToken } = pageOf(selected, query);
+    if (nextToken !== undefined) headers["X-Next-Token"] = nextToken;
     return { status: 200, body: page.map(listedBody), headers };
   }
 
-  private doKill(id: string, fault?: FaultSpec): Outcome {
-    const s = this.aliveSet.get(id);
-    // Running or paused (kill also deletes a paused sandbox's snapshot) -> 204; else JSON 404,
-    // which the SDK's kill turns into `false`.
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    if (fault?.fakeSuccess) return { status: 204 };
-    if (fault?.applied) this.orphan(s, this.clock());
-    else this.die(s, "killed", this.clock());
-    return { status: 204 };
+  /**
+   * Kill (H/sandbox_kill.go, O/delete_instance.go, R/state_change.go): a running sandbox is
+   * "killing" for the request's hold (get 404, list omits it, connect/timeout 409), then dead with
+   * its snapshot row; a paused one loses its row; a concurrent kill joins; a pausing one is
+   * killed once paused; a resuming one once resumed (or at once, under `raceResume`).
+   */
+  private async doKill(id: string, hold: Hold, fault?: FaultSpec): Promise<Outcome> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const s = this.aliveSet.get(id);
+      if (!s) break;
+      const op = s.op;
+      if (op?.kind === "killing") {
+        await op.done; // joins the kill in flight and gets its result
+        return { status: 204 };
+      }
+      if (op?.kind === "resuming" && fault?.raceResume) {
+        this.raceResumeKill(s);
+        return { status: 204 };
+      }
+      if (op) {
+        await op.done; // another target: wait for it, then retry
+        continue;
+      }
+      if (fault?.fakeSuccess) return { status: 204 };
+      await this.killNow(s, hold, fault?.applied === true);
+      return { status: 204 };
+    }
+    throw new HttpError(404, notFoundMsg(id));
+  }
+
+  private async killNow(s: Box, hold: Hold, applied: boolean): Promise<void> {
+    if (s.state === "paused") {
+      await hold.run(this.transition("kill")); // deleting the snapshot row
+      if (this.aliveSet.get(s.sandboxID) !== s) return;
+      if (s.op?.kind === "resuming")
+        this.raceResumeKill(s); // a connect began meanwhile: E2B's race
+      else if (applied) this.orphan(s, this.clock());
+      else this.die(s, "killed", this.clock());
+      return;
+    }
+    const op = this.beginOp(s, "killing");
+    try {
+      await hold.run(this.transition("kill"));
+      if (!this.isCurrent(s)) return; // ended meanwhile (killDirect, reset)
+      if (applied) this.orphan(s, this.clock());
+      else this.die(s, "killed", this.clock());
+    } finally {
+      op.finish();
+    }
+  }
+
+  /** infra #3636: the kill deletes the snapshot row of a sandbox mid-resume; the resume publishes anyway. */
+  private raceResumeKill(s: Box): void {
+    s.snapshot = undefined;
+    this.aliveSet.delete(s.sandboxID);
+    this.emit("killed", s, this.clock(), "request");
+  }
+
+  /** How E2B's API presents a live sandbox: killing ones are hidden, pausing ones look paused. */
+  private apiView(s: Box): EmulatedSandbox | undefined {
+    if (s.op?.kind === "killing") return undefined; // H/sandbox_get.go, H/sandboxes_list.go
+    if (s.op?.kind === "pausing") return { ...s, state: "paused", endAt: s.op.beganAt };
+    return s;
   }
 
   private doGetInfo(id: string): Outcome {
     const s = this.aliveSet.get(id);
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    return { status: 200, body: detailBody(s) };
+    const view = s && this.apiView(s);
+    if (!view) throw new HttpError(404, notFoundMsg(id));
+    return { status: 200, body: detailBody(view) };
   }
 
+  /** O/keep_alive.go KeepAliveFor(allowShorter=true): running only; transitional -> 409. */
   private doSetTimeout(id: string, body: Record<string, unknown>): Outcome {
-    const timeoutS = secondsField(body, "timeout");
-    if (timeoutS === undefined) throw new HttpError(400, "Error when parsing request: timeout is required");
+    // SandboxTimeoutRequest: {timeout: int32 >= 0} required; refused before the sandbox is touched
+    const timeoutS = secondsField(body, "timeout", "SandboxTimeoutRequest", 0);
+    if (timeoutS === undefined)
+      throw bodyError("SandboxTimeoutRequest", "/timeout", 'property "timeout" is missing');
     const s = this.aliveSet.get(id);
-    // Only running sandboxes have a TTL to set; a paused one is not in the orchestrator -> 404.
+    if (s?.op?.kind === "killing" || s?.op?.kind === "pausing") throw transitionalError(id, s.op.kind);
+    // a paused (or resuming) one is not in the orchestrator -> 404
     if (!s || s.state !== "running") throw new HttpError(404, notFoundMsg(id));
     const now = this.clock();
-    // TTL restarts from now and may shorten (allowShorter=true); it is silently clipped so the
-    // sandbox never outlives startedAt + plan cap (getMaxAllowedTTL), no 400 here.
-    const wanted = now + Math.max(0, timeoutS) * 1000;
-    s.endAt = Math.min(wanted, s.startedAt + this.maxTimeoutS * 1000);
+    // TTL restarts from now and may shorten; silently clipped to startedAt + plan cap (getMaxAllowedTTL).
+    s.endAt = Math.min(now + timeoutS * 1000, s.startedAt + this.maxTimeoutS * 1000);
     this.emit("updated", s, now);
     if (now >= s.endAt) this.expire(s);
     return { status: 204 };
   }
 
-  private doConnect(id: string, body: Record<string, unknown>): Outcome {
-    const timeoutS = secondsField(body, "timeout") ?? DEFAULT_TIMEOUT_S;
+  /**
+   * Connect (H/sandbox_connect.go): running -> 200, the TTL only extended; paused -> resumed through
+   * the create path (concurrency-checked, "resuming" for the hold; concurrent connects join) ->
+   * 201; pausing -> waits, then resumes; killing -> 409.
+   */
+  private async doConnect(id: string, body: Record<string, unknown>, hold: Hold): Promise<Outcome> {
+    // ConnectSandboxV2: optional {timeout >= 1, default 300}; above the plan cap -> 400
+    const timeoutS = secondsField(body, "timeout", "ConnectSandboxV2", 1) ?? DEFAULT_TIMEOUT_S;
     if (timeoutS > this.maxTimeoutS) throw new HttpError(400, this.capMessage());
-    const s = this.aliveSet.get(id);
-    if (!s) throw new HttpError(404, notFoundMsg(id));
-    const now = this.clock();
-    if (s.state === "running") {
-      // Already running: TTL is only ever extended (allowShorter=false), clipped to the cap; 200.
-      const wanted = Math.min(now + Math.max(0, timeoutS) * 1000, s.startedAt + this.maxTimeoutS * 1000);
-      if (wanted > s.endAt) {
-        s.endAt = wanted;
-        this.emit("updated", s, now);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const s = this.aliveSet.get(id);
+      if (!s) break;
+      const op = s.op;
+      if (op?.kind === "killing") throw transitionalError(id, "killing");
+      if (op?.kind === "resuming") {
+        await op.done; // joins the same start
+        if (s.state === "running" && this.aliveSet.get(id) === s)
+          return { status: 201, body: sandboxBody(s) };
+        continue;
       }
-      return { status: 200, body: sandboxBody(s) };
+      if (op?.kind === "pausing") {
+        await op.done;
+        continue;
+      }
+      if (s.state === "running") {
+        await hold.run();
+        return { status: 200, body: sandboxBody(this.extend(s, timeoutS)) };
+      }
+      await this.resume(s, hold, timeoutS);
+      return { status: 201, body: sandboxBody(s) };
     }
-    // Paused: resume as a fresh instance with the same ID: new start time, TTL from now; 201.
-    this.resumeNow(s, now, Math.max(0, timeoutS));
-    return { status: 201, body: sandboxBody(s) };
+    throw new HttpError(404, notFoundMsg(id));
   }
 
-  private doPause(id: string, applied: boolean): Outcome {
+  /** A running sandbox's TTL, only ever extended (allowShorter=false), clipped to the plan cap. */
+  private extend(s: Box, timeoutS: number): Box {
+    const now = this.clock();
+    const wanted = Math.min(now + timeoutS * 1000, s.startedAt + this.maxTimeoutS * 1000);
+    if (wanted > s.endAt) {
+      s.endAt = wanted;
+      this.emit("updated", s, now);
+    }
+    return s;
+  }
+
+  private async resume(s: Box, hold: Hold, timeoutS: number): Promise<void> {
+    this.checkConcurrency(); // a resume takes a reservation too (429, no Retry-After)
+    const op = this.beginOp(s, "resuming");
+    try {
+      await hold.run(this.transition("resume"));
+      // published even if a racing kill deleted its snapshot meanwhile (infra #3636)
+      if (!this.stopped && s.diedAt === undefined && this.sandboxes.get(s.sandboxID) === s)
+        this.resumeNow(s, this.clock(), timeoutS);
+    } finally {
+      op.finish();
+    }
+  }
+
+  /**
+   * Pause (H/sandbox_pause.go, O/pause_instance.go): running -> "pausing" for the hold (get and
+   * list say paused, timeout 409), then paused with its snapshot row upserted -> 204. Paused or
+   * resuming -> 409 already paused; pausing -> joins; killing -> 404, or 409 with an old snapshot.
+   */
+  private async doPause(id: string, hold: Hold, applied: boolean): Promise<Outcome> {
     const s = this.aliveSet.get(id);
     if (!s) throw new HttpError(404, notFoundMsg(id));
-    if (s.state === "paused") {
+    const op = s.op;
+    if (op?.kind === "pausing") {
+      await op.done;
+      return { status: 204 };
+    }
+    if (op?.kind === "killing" && !s.snapshot) throw new HttpError(404, notFoundMsg(id));
+    if (s.state === "paused" || op) {
       throw new HttpError(409, `Error pausing sandbox - sandbox '${id}' is already paused`);
     }
-    if (applied) this.orphan(s, this.clock());
-    else this.pauseNow(s, this.clock());
+    const pausing = this.beginOp(s, "pausing");
+    try {
+      await hold.run(this.transition("pause"));
+      if (!this.isCurrent(s)) return { status: 204 }; // ended meanwhile (killDirect, reset)
+      if (applied) this.orphan(s, this.clock());
+      else this.pauseNow(s, this.clock());
+    } finally {
+      pausing.finish();
+    }
     return { status: 204 };
   }
-}
 
-// ------------------------------------------------------------------ wire shapes
-
-/** components["schemas"]["Sandbox"]: create and connect responses. */
-function sandboxBody(s: EmulatedSandbox) {
-  return {
-    sandboxID: s.sandboxID,
-    templateID: s.templateID,
-    clientID: s.clientID,
-    ...(s.alias !== undefined ? { alias: s.alias } : {}),
-    envdVersion: s.envdVersion,
-    envdAccessToken: s.envdAccessToken, // v2 create is always secured
-    domain: null,
-    trafficAccessToken: null,
-  };
-}
-
-/** components["schemas"]["ListedSandbox"]. */
-function listedBody(s: EmulatedSandbox) {
-  return {
-    sandboxID: s.sandboxID,
-    templateID: s.templateID,
-    clientID: s.clientID,
-    ...(s.alias !== undefined ? { alias: s.alias } : {}),
-    startedAt: new Date(s.startedAt).toISOString(),
-    endAt: new Date(s.endAt).toISOString(),
-    state: s.state,
-    metadata: { ...s.metadata },
-    cpuCount: s.cpuCount,
-    memoryMB: s.memoryMB,
-    diskSizeMB: s.diskSizeMB,
-    envdVersion: s.envdVersion,
-    volumeMounts: [],
-  };
-}
-
-/** components["schemas"]["SandboxDetail"]. */
-function detailBody(s: EmulatedSandbox) {
-  return {
-    ...listedBody(s),
-    envdAccessToken: s.envdAccessToken,
-    domain: null,
-    allowInternetAccess: null,
-    lifecycle: { autoResume: false, onTimeout: s.autoPause ? "pause" : "kill" },
-  };
-}
-
-function retryAfter(f: FaultSpec): Record<string, string> {
-  return f.retryAfterS !== undefined ? { "Retry-After": String(Math.max(0, Math.floor(f.retryAfterS))) } : {};
-}
-
-function defaultFaultMessage(status: number): string {
-  switch (status) {
-    case 400:
-      return "Bad request";
-    case 401:
-      return "Invalid API key";
-    case 404:
-      return "Not found";
-    case 409:
-      return "Conflict";
-    case 429:
-      return "Rate limit exceeded";
-    case 502:
-      return "Bad gateway";
-    case 503:
-      return "Service unavailable";
-    case 504:
-      return "Gateway timeout";
-    default:
-      return "Internal server error";
+  /** Traffic to a paused sandbox created with autoResume resumes it (policy "any"). */
+  private autoResume(s: Box): void {
+    const timeoutS = Math.min(Math.max(1, s.createTimeoutS), this.maxTimeoutS);
+    this.resumeNow(s, this.clock(), timeoutS);
   }
-}
-
-function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers?: Record<string, string>,
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    "Content-Type": "application/json; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(text)),
-  });
-  res.end(text);
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        failed = true;
-        chunks.length = 0;
-        // keep draining so the socket stays usable, answer 413 at the end
-      } else if (!failed) {
-        chunks.push(c);
-      }
-    });
-    req.on("end", () =>
-      failed ? reject(new HttpError(413, "request body too large")) : resolve(Buffer.concat(chunks)),
-    );
-    req.on("error", reject);
-  });
 }
 
 /**
