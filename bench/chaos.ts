@@ -223,13 +223,13 @@ const ctx = table(
 
 // How soon the backend knew what E2B knew: webhooks on vs polling alone.
 const sec = (x: number) => (Number.isFinite(x) ? `${n(x, 1)} s` : "never");
-const lat = (l: Latency) => (l.n === 0 ? "—" : `${sec(l.p50)} / ${sec(l.p99)}`);
+const lat = (l: Latency) => (l.n === 0 ? "—" : `${sec(l.p50)} / ${sec(l.p95)} / ${sec(l.p99)}`);
 const knowingTable = table(
   [
     "strategy",
-    "lost create response: creation → id recorded (p50 / p99)",
-    "… → run ended (p50 / p99)",
-    "E2B-side death → run ended (p50 / p99)",
+    "lost create response: creation → id recorded (p50 / p95 / p99)",
+    "… → run ended (p50 / p95 / p99)",
+    "E2B-side death → run ended (p50 / p95 / p99)",
     "lost creates / E2B-side deaths counted",
   ],
   results.map((r) => [

@@ -86,8 +86,8 @@ export function orphanReport(
 /** A sandbox E2B ended on its own (the e2bKillsSandbox fault), at `at`. */
 export type E2BKill = { index: number; sandboxId: string; at: number };
 
-/** p50 / p99 (nearest rank, s) over `n` cases; a case that never happened counts as infinite. */
-export type Latency = { n: number; happened: number; p50: number; p99: number; max: number };
+/** p50 / p95 / p99 (nearest rank, s) over `n` cases; a case that never happened counts as infinite. */
+export type Latency = { n: number; happened: number; p50: number; p95: number; p99: number; max: number };
 
 function latency(xs: readonly (number | undefined)[]): Latency {
   const v = xs.map((x) => x ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
@@ -97,6 +97,7 @@ function latency(xs: readonly (number | undefined)[]): Latency {
     n: v.length,
     happened: xs.filter((x) => x !== undefined).length,
     p50: rank(0.5),
+    p95: rank(0.95),
     p99: rank(0.99),
     max: v.length ? v[v.length - 1]! : Number.NaN,
   };
