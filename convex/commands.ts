@@ -1,8 +1,9 @@
 // Internal steps of runCommand (actions/runCommand.ts).
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
 import { commandOutput, commandStatus } from "./schema";
 import { getOwnedRun } from "./model/access";
+import { fail } from "./model/errors";
 import { touchRun } from "./model/activity";
 import { logEvent } from "./model/runs";
 
@@ -12,10 +13,7 @@ export const begin = internalMutation({
   handler: async (ctx, args) => {
     const run = await getOwnedRun(ctx, args.ownerId, args.sandboxRunId);
     if (run.status !== "running" || run.sandboxId === undefined) {
-      throw new ConvexError({
-        code: "RUN_NOT_RUNNING",
-        message: `The run is ${run.status}; commands need a running run`,
-      });
+      throw fail("RUN_NOT_RUNNING", `The run is ${run.status}; commands need a running run`);
     }
     await touchRun(ctx, run);
     const commandId = await ctx.db.insert("commands", {

@@ -1,82 +1,79 @@
 // The public surface a frontend reads and pings. Every function requires a signed-in caller and
 // answers another user's run exactly like a missing one (NOT_FOUND).
-import { paginationOptsValidator } from "convex/server";
+import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
-import type { Doc } from "./_generated/dataModel";
 import { mutation, query } from "./_generated/server";
-import { getOwnedRun, requireOwner } from "./model/access";
+import { checkPagination, getOwnedRun, paginateOrInvalid, requireOwner } from "./model/access";
 import { heartbeat as recordHeartbeat } from "./model/activity";
 import { runStatus } from "./model/status";
-
-/** What a client sees of a run: no owner token, no internal scheduling fields. */
-function publicRun(r: Doc<"sandboxRuns">) {
-  return {
-    _id: r._id,
-    _creationTime: r._creationTime,
-    status: r.status,
-    template: r.template,
-    sandboxId: r.sandboxId,
-    idempotencyKey: r.idempotencyKey,
-    createdAt: r.createdAt,
-    startedAt: r.startedAt,
-    lastActivityAt: r.lastActivityAt,
-    sandboxExpiresAt: r.sandboxExpiresAt,
-    endedAt: r.endedAt,
-    endReason: r.endReason,
-    error: r.error,
-    killAttempts: r.killAttempts,
-  };
-}
-
-function publicEvent(e: Doc<"runEvents">) {
-  const { ownerId: _owner, ...rest } = e;
-  return rest;
-}
+import {
+  publicCommand,
+  publicEvent,
+  publicRun,
+  toPublicCommand,
+  toPublicEvent,
+  toPublicPage,
+  toPublicRun,
+} from "./model/views";
 
 export const getRun = query({
   args: { sandboxRunId: v.string() },
-  handler: async (ctx, args) => publicRun(await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId)),
+  returns: publicRun,
+  handler: async (ctx, args) =>
+    toPublicRun(await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId)),
 });
 
 /** The caller's runs, newest first. */
 export const listMyRuns = query({
   args: { paginationOpts: paginationOptsValidator },
+  returns: paginationResultValidator(publicRun),
   handler: async (ctx, args) => {
     const ownerId = await requireOwner(ctx);
-    const page = await ctx.db
-      .query("sandboxRuns")
-      .withIndex("by_ownerId_and_createdAt", (q) => q.eq("ownerId", ownerId))
-      .order("desc")
-      .paginate(args.paginationOpts);
-    return { ...page, page: page.page.map(publicRun) };
+    const opts = checkPagination(args.paginationOpts);
+    const page = await paginateOrInvalid(opts, () =>
+      ctx.db
+        .query("sandboxRuns")
+        .withIndex("by_ownerId_and_createdAt", (q) => q.eq("ownerId", ownerId))
+        .order("desc")
+        .paginate(opts),
+    );
+    return toPublicPage(page, toPublicRun);
   },
 });
 
 /** A run's history, newest first: transitions, kills and their outcomes, reconcile actions, commands. */
 export const listRunEvents = query({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
+  returns: paginationResultValidator(publicEvent),
   handler: async (ctx, args) => {
     const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
-    const page = await ctx.db
-      .query("runEvents")
-      .withIndex("by_runId_and_at", (q) => q.eq("runId", run._id))
-      .order("desc")
-      .paginate(args.paginationOpts);
-    return { ...page, page: page.page.map(publicEvent) };
+    const opts = checkPagination(args.paginationOpts);
+    const page = await paginateOrInvalid(opts, () =>
+      ctx.db
+        .query("runEvents")
+        .withIndex("by_runId_and_at", (q) => q.eq("runId", run._id))
+        .order("desc")
+        .paginate(opts),
+    );
+    return toPublicPage(page, toPublicEvent);
   },
 });
 
 /** Commands run in a run's sandbox, newest first. */
 export const listRunCommands = query({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
+  returns: paginationResultValidator(publicCommand),
   handler: async (ctx, args) => {
     const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
-    const page = await ctx.db
-      .query("commands")
-      .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id))
-      .order("desc")
-      .paginate(args.paginationOpts);
-    return { ...page, page: page.page.map(({ ownerId: _owner, ...c }) => c) };
+    const opts = checkPagination(args.paginationOpts);
+    const page = await paginateOrInvalid(opts, () =>
+      ctx.db
+        .query("commands")
+        .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id))
+        .order("desc")
+        .paginate(opts),
+    );
+    return toPublicPage(page, toPublicCommand);
   },
 });
 

@@ -6,6 +6,8 @@ export const commandStatus = v.union(
   v.literal("running"),
   v.literal("finished"),
   v.literal("timed_out"),
+  // Killed by us once both stdout and stderr were past their caps.
+  v.literal("output_limit"),
   v.literal("failed"),
 );
 
@@ -16,6 +18,9 @@ export const commandOutput = {
   stderr: v.string(),
   stdoutTruncated: v.boolean(),
   stderrTruncated: v.boolean(),
+  // Bytes printed on each stream, kept or not (absent on records written before they were counted).
+  stdoutBytes: v.optional(v.number()),
+  stderrBytes: v.optional(v.number()),
 };
 
 export const eventKind = v.union(
@@ -28,6 +33,30 @@ export const eventKind = v.union(
   v.literal("command"),
 );
 
+/** An event's fields besides its owner (what its owner may read). */
+export const runEventFields = {
+  runId: v.optional(v.id("sandboxRuns")),
+  at: v.number(), // ms
+  kind: eventKind,
+  from: v.optional(runStatus),
+  to: v.optional(runStatus),
+  reason: v.optional(v.string()),
+  sandboxId: v.optional(v.string()),
+  kill: v.optional(killOutcome),
+  detail: v.optional(v.string()),
+};
+
+/** A command's fields besides its owner (what its owner may read). */
+export const commandFields = {
+  runId: v.id("sandboxRuns"),
+  command: v.string(),
+  status: commandStatus,
+  ...commandOutput,
+  startedAt: v.number(), // ms
+  durationMs: v.optional(v.number()),
+  error: v.optional(v.string()),
+};
+
 export default defineSchema({
   sandboxRuns: defineTable({
     ownerId: v.string(), // identity.tokenIdentifier of the caller who started it
@@ -36,6 +65,8 @@ export default defineSchema({
     sandboxId: v.optional(v.string()),
     idempotencyKey: v.optional(v.string()),
     createdAt: v.number(), // ms
+    // When the global create throttle lets this run's create go (fair queue: see admission).
+    createSlotAt: v.optional(v.number()), // ms
     startedAt: v.optional(v.number()), // ms, when it became "running"
     lastActivityAt: v.number(), // ms
     // The next time the sweep must act on this run whatever its activity: boot deadline while
@@ -59,32 +90,15 @@ export default defineSchema({
     .index("by_ownerId_and_endedAt", ["ownerId", "endedAt"])
     .index("by_ownerId_and_idempotencyKey", ["ownerId", "idempotencyKey"]),
 
-  runEvents: defineTable({
-    runId: v.optional(v.id("sandboxRuns")),
-    ownerId: v.optional(v.string()),
-    at: v.number(), // ms
-    kind: eventKind,
-    from: v.optional(runStatus),
-    to: v.optional(runStatus),
-    reason: v.optional(v.string()),
-    sandboxId: v.optional(v.string()),
-    kill: v.optional(killOutcome),
-    detail: v.optional(v.string()),
-  })
+  runEvents: defineTable({ ownerId: v.optional(v.string()), ...runEventFields })
     .index("by_runId_and_at", ["runId", "at"])
     .index("by_kind_and_at", ["kind", "at"]),
 
   // Commands run in a run's sandbox: what ran, how it ended, its (capped) output.
-  commands: defineTable({
-    runId: v.id("sandboxRuns"),
-    ownerId: v.string(),
-    command: v.string(),
-    status: commandStatus,
-    ...commandOutput,
-    startedAt: v.number(), // ms
-    durationMs: v.optional(v.number()),
-    error: v.optional(v.string()),
-  }).index("by_runId_and_startedAt", ["runId", "startedAt"]),
+  commands: defineTable({ ownerId: v.string(), ...commandFields }).index("by_runId_and_startedAt", [
+    "runId",
+    "startedAt",
+  ]),
 
   // Global E2B create throttle (one document): the next free create slot, and a back-off
   // window after E2B answered 429.

@@ -66,6 +66,7 @@ try {
 
   say("2. The seed's failure: E2B creates the sandbox, then the database goes down,");
   say("   so storing the sandboxId fails, the failure path's kill fails (E2B 500) and its record fails.");
+  clock.advance(1_000); // the next free create slot (E2B_CREATES_PER_SECOND = 1, one queued start per user)
   failOnce(lifecycle.storeSandboxId);
   failOnce(lifecycle.recordKill);
   emu.fault("kill", { status: 500 });

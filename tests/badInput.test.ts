@@ -3,7 +3,7 @@
 // clear code, nothing is written, no sandbox is created.
 import { describe, expect, it } from "vitest";
 import { api } from "../convex/_generated/api";
-import { convexErrorOf, emu, t, type TestConvex, useHarness } from "./helpers";
+import { convexErrorOf, emu, rejection, t, type TestConvex, useHarness } from "./helpers";
 
 useHarness({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
 
@@ -176,28 +176,214 @@ const CASES: Case[] = [
   },
 ];
 
+// ---------------------------------------------------------------------------------------------
+// Every class of bad input at every public function, generated: each function's arguments are
+// spoiled one at a time. Two kinds of answer:
+// - "ours": the value passes Convex's argument validator (a string, a number), so our code must
+//   answer with a ConvexError and a code;
+// - "validator": a wrong type, which Convex's own argument validator rejects before any of our
+//   code runs (no code to read). What is observable is asserted: the call fails, says it is an
+//   argument validation failure, writes nothing and calls E2B not at all.
+type Args = Record<string, unknown>;
+type Fn = {
+  fn: string;
+  call: (c: TestConvexLike, args: Args) => Promise<unknown>;
+  base: (ids: Ctx) => Args;
+  /** string arguments and the code a bad value earns */
+  strings: Record<string, string>;
+  /** number arguments (or pagination) and the code a non-finite value earns */
+  numbers?: Record<string, string>;
+  paginated?: boolean;
+};
+const page5 = { numItems: 5, cursor: null };
+const FNS: Fn[] = [
+  {
+    fn: "startSandboxRun",
+    call: (c, a) => c.action(api.actions.startSandboxRun.startSandboxRun, a as never),
+    base: () => ({}),
+    strings: { template: "INVALID_TEMPLATE", idempotencyKey: "INVALID_ARGUMENT" },
+  },
+  {
+    fn: "stopSandboxRun",
+    call: (c, a) => c.action(api.actions.stopSandboxRun.stopSandboxRun, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun }),
+    strings: { sandboxRunId: "NOT_FOUND" },
+  },
+  {
+    fn: "runCommand",
+    call: (c, a) => c.action(api.actions.runCommand.runCommand, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun, command: "echo hi" }),
+    strings: { sandboxRunId: "NOT_FOUND", command: "INVALID_ARGUMENT" },
+    numbers: { timeoutMs: "INVALID_ARGUMENT" },
+  },
+  {
+    fn: "heartbeat",
+    call: (c, a) => c.mutation(api.runs.heartbeat, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun }),
+    strings: { sandboxRunId: "NOT_FOUND" },
+  },
+  {
+    fn: "getRun",
+    call: (c, a) => c.query(api.runs.getRun, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun }),
+    strings: { sandboxRunId: "NOT_FOUND" },
+  },
+  {
+    fn: "listMyRuns",
+    call: (c, a) => c.query(api.runs.listMyRuns, a as never),
+    base: () => ({ paginationOpts: page5 }),
+    strings: {},
+    paginated: true,
+  },
+  {
+    fn: "listRunEvents",
+    call: (c, a) => c.query(api.runs.listRunEvents, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun, paginationOpts: page5 }),
+    strings: { sandboxRunId: "NOT_FOUND" },
+    paginated: true,
+  },
+  {
+    fn: "listRunCommands",
+    call: (c, a) => c.query(api.runs.listRunCommands, a as never),
+    base: (ids) => ({ sandboxRunId: ids.aliceRun, paginationOpts: page5 }),
+    strings: { sandboxRunId: "NOT_FOUND" },
+    paginated: true,
+  },
+];
+
+const BAD_STRINGS: [string, (ids: Ctx) => string][] = [
+  ["huge string (1 MB)", () => "y".repeat(1_000_000)],
+  ["control characters", () => "echo \u0007\u001b[2J"],
+  ["RTL override", () => "\u202eexe.txt"],
+  ["id of another table", (ids) => ids.commandId],
+];
+const WRONG_TYPES: [string, unknown][] = [
+  ["a number", 42],
+  ["null", null],
+  ["an object", { $gt: "" }],
+  ["NaN", Number.NaN],
+];
+const NON_FINITE: [string, number][] = [
+  ["NaN", Number.NaN],
+  ["+Infinity", Number.POSITIVE_INFINITY],
+  ["-Infinity", Number.NEGATIVE_INFINITY],
+];
+const BAD_PAGES: [string, unknown][] = [
+  ["numItems 0", { numItems: 0, cursor: null }],
+  ["numItems -5", { numItems: -5, cursor: null }],
+  ["numItems 10^9", { numItems: 1e9, cursor: null }],
+  ["numItems NaN", { numItems: Number.NaN, cursor: null }],
+  ["numItems Infinity", { numItems: Number.POSITIVE_INFINITY, cursor: null }],
+  ["garbage cursor", { numItems: 5, cursor: "not-a-cursor" }],
+  ["huge cursor", { numItems: 5, cursor: "c".repeat(1_000_000) }],
+];
+
+type Generated = Case & { kind: "ours" | "validator" };
+function generated(): Generated[] {
+  const out: Generated[] = [];
+  const add = (f: Fn, label: string, spoil: (ids: Ctx) => Args, code: string, kind: Generated["kind"]) =>
+    out.push({
+      name: `${f.fn}: ${label}`,
+      who: "alice",
+      call: (c, ids) => f.call(c, { ...f.base(ids), ...spoil(ids) }),
+      code,
+      kind,
+    });
+  for (const f of FNS) {
+    for (const [field, code] of Object.entries(f.strings)) {
+      for (const [label, value] of BAD_STRINGS) {
+        // Another table's id is a well-formed string: only an id argument rejects it by kind.
+        if (label === "id of another table" && field !== "sandboxRunId") continue;
+        add(f, `${field}: ${label}`, (ids) => ({ [field]: value(ids) }), code, "ours");
+      }
+      for (const [label, value] of WRONG_TYPES) {
+        add(f, `${field}: ${label} (validator)`, () => ({ [field]: value }), "", "validator");
+      }
+    }
+    for (const [field, code] of Object.entries(f.numbers ?? {})) {
+      for (const [label, value] of NON_FINITE)
+        add(f, `${field}: ${label}`, () => ({ [field]: value }), code, "ours");
+      add(f, `${field}: a string (validator)`, () => ({ [field]: "1000" }), "", "validator");
+    }
+    if (f.paginated) {
+      for (const [label, value] of BAD_PAGES) {
+        add(f, `paginationOpts: ${label}`, () => ({ paginationOpts: value }), "INVALID_ARGUMENT", "ours");
+      }
+      add(f, "paginationOpts: missing (validator)", () => ({ paginationOpts: undefined }), "", "validator");
+      add(
+        f,
+        "paginationOpts.numItems: a string (validator)",
+        () => ({ paginationOpts: { numItems: "5", cursor: null } }),
+        "",
+        "validator",
+      );
+    }
+    if (Object.keys(f.strings).length === 0 && !f.numbers) {
+      add(f, "an unknown argument (validator)", () => ({ ownerId: "bob" }), "", "validator");
+    }
+  }
+  return out;
+}
+
 async function snapshot() {
   const tables = await t.run(async (ctx) => ({
     sandboxRuns: await ctx.db.query("sandboxRuns").collect(),
     commands: await ctx.db.query("commands").collect(),
-    events: (await ctx.db.query("runEvents").collect()).filter((e) => e.kind !== "quota_refused"),
+    events: await ctx.db.query("runEvents").collect(),
     orphans: await ctx.db.query("orphanSandboxes").collect(),
+    throttle: await ctx.db.query("createThrottle").collect(),
   }));
   return { tables: JSON.stringify(tables), calls: emu.calls.length, sandboxes: emu.all().length };
 }
 
+async function fixture(): Promise<Ctx> {
+  // Alice has one running run (with one command) and one stopped run; her quota is 2.
+  const alice = t.withIdentity({ subject: "alice" });
+  const { sandboxRunId: aliceRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
+  const { commandId } = await alice.action(api.actions.runCommand.runCommand, {
+    sandboxRunId: aliceRun,
+    command: "true",
+  });
+  const { sandboxRunId: stoppedRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
+  await alice.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: stoppedRun });
+  return { aliceRun, stoppedRun, commandId };
+}
+
+describe("every class of bad input at every public function", () => {
+  const cases = generated();
+  it("covers every public function with every class that applies to it", () => {
+    for (const f of FNS)
+      expect(cases.filter((c) => c.name.startsWith(`${f.fn}:`)).length, f.fn).toBeGreaterThan(3);
+    expect(cases.filter((c) => c.kind === "ours").length).toBeGreaterThan(40);
+  });
+  // One fixture per function (a start, a command, a stop cost about a second on a busy machine);
+  // every case is checked against its own before/after snapshot.
+  it.each(FNS.map((f) => [f.fn] as const))(
+    "%s: every class, each a coded refusal or a validator rejection, no writes, no E2B calls",
+    async (fn) => {
+      const ids = await fixture();
+      const who = t.withIdentity({ subject: "alice" });
+      for (const c of cases.filter((x) => x.name.startsWith(`${fn}:`))) {
+        const before = await snapshot();
+        if (c.kind === "ours") {
+          const err = await convexErrorOf(c.call(who, ids));
+          expect(err.code, c.name).toBe(c.code);
+          expect(err.message.length, c.name).toBeLessThan(300);
+          expect(JSON.stringify(err), c.name).not.toMatch(/e2b_test_key|\n\s+at |y{100}|c{100}/);
+        } else {
+          const err = await rejection(c.call(who, ids));
+          expect(String(err), c.name).toMatch(/validat/i);
+        }
+        expect(await snapshot(), c.name).toEqual(before);
+      }
+    },
+  );
+});
+
 describe("bad input at every public function", () => {
   it.each(CASES.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
-    // Fixture: Alice has one running run (with one command) and one stopped run; her quota is 2.
-    const alice = t.withIdentity({ subject: "alice" });
-    const { sandboxRunId: aliceRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-    const { commandId } = await alice.action(api.actions.runCommand.runCommand, {
-      sandboxRunId: aliceRun,
-      command: "true",
-    });
-    const { sandboxRunId: stoppedRun } = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-    await alice.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: stoppedRun });
-    const ids: Ctx = { aliceRun, stoppedRun, commandId };
+    const ids = await fixture();
+    const { stoppedRun } = ids;
     if (c.name.includes("quota")) {
       // A second live run puts Alice at her limit.
       await t.run(async (ctx) => {

@@ -25,6 +25,7 @@ export const TEST_ENV = {
   E2B_CREATES_PER_SECOND: "1000",
   SANDBOX_MAX_ACTIVE_PER_USER: "100",
   SANDBOX_STARTS_PER_MINUTE_PER_USER: "1000",
+  SANDBOX_MAX_QUEUED_STARTS_PER_USER: "100",
 } as const;
 
 export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {
@@ -142,4 +143,9 @@ export function useHarness(env: Record<string, string> = {}) {
     vi.useRealTimers();
     vi.unstubAllEnvs();
   });
+}
+
+/** True when a string holds no lone surrogate (String#isWellFormed, which this TS lib lacks). */
+export function isWellFormed(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }

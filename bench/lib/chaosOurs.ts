@@ -93,6 +93,7 @@ export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Recor
     // Quotas out of the way: the workload is many users' worth of starts.
     SANDBOX_MAX_ACTIVE_PER_USER: "1000",
     SANDBOX_STARTS_PER_MINUTE_PER_USER: "10000",
+    SANDBOX_MAX_QUEUED_STARTS_PER_USER: "100",
     // The global create throttle makes the start action REALLY sleep for its slot when starts
     // come faster than this in simulated time: 1000/s keeps every slot free.
     E2B_CREATES_PER_SECOND: "1000",

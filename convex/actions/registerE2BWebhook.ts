@@ -1,7 +1,8 @@
 "use node";
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
+import { fail } from "../model/errors";
 import { LIFECYCLE_EVENT_TYPES, WEBHOOK_PATH } from "../model/webhooks";
 import { upsertLifecycleWebhook } from "../lib/e2b.sdk";
 
@@ -16,19 +17,13 @@ export const registerE2BWebhook = internalAction({
   handler: async () => {
     const c = getConfig();
     const secret = process.env.E2B_WEBHOOK_SECRET;
-    if (!secret) {
-      throw new ConvexError({
-        code: "CONFIG_INVALID",
-        message: "E2B_WEBHOOK_SECRET: is required (npx convex env set E2B_WEBHOOK_SECRET …)",
-      });
-    }
+    if (!secret)
+      throw fail(
+        "CONFIG_INVALID",
+        "E2B_WEBHOOK_SECRET: is required (npx convex env set E2B_WEBHOOK_SECRET …)",
+      );
     const site = process.env.CONVEX_SITE_URL;
-    if (!site) {
-      throw new ConvexError({
-        code: "CONFIG_INVALID",
-        message: "CONVEX_SITE_URL: is not set by this deployment",
-      });
-    }
+    if (!site) throw fail("CONFIG_INVALID", "CONVEX_SITE_URL: is not set by this deployment");
     const url = `${site.replace(/\/+$/, "")}${WEBHOOK_PATH}`;
     const r = await upsertLifecycleWebhook(c, {
       name: `convex-sandboxes-${c.namespace}`,

@@ -1,5 +1,5 @@
 "use node";
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { action } from "../_generated/server";
@@ -7,10 +7,11 @@ import { checkCommand, requireOwner } from "../model/access";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { commandOutput } from "../schema";
+import { fail } from "../model/errors";
 
 const result = v.object({
   commandId: v.id("commands"),
-  status: v.union(v.literal("finished"), v.literal("timed_out")),
+  status: v.union(v.literal("finished"), v.literal("timed_out"), v.literal("output_limit")),
   ...commandOutput,
   durationMs: v.number(),
 });
@@ -55,7 +56,7 @@ export const runCommand = action({
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });
-        throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox has ended; start a new run" });
+        throw fail("SANDBOX_GONE");
       }
       throw toCallerError(r.failure);
     }

@@ -1,5 +1,6 @@
 "use node";
 import { ConvexError, v } from "convex/values";
+import { fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { action, type ActionCtx } from "../_generated/server";
@@ -43,7 +44,7 @@ export const startSandboxRun = action({
     });
     if (admission.kind === "refused") {
       const { code, message, retryAfterMs } = admission;
-      throw new ConvexError({ code, message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+      throw fail(code, message, { retryAfterMs });
     }
     if (admission.kind === "existing") return await replayStart(ctx, c, admission.runId);
     if (admission.waitMs > 0) await sleep(admission.waitMs); // the global create throttle's slot
@@ -68,20 +69,16 @@ async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) 
     if (state?.status === "running" && state.sandboxId !== undefined)
       return { sandboxRunId: runId, sandboxId: state.sandboxId };
     if (state === null || state.status !== "booting") {
-      throw new ConvexError({
-        code: "RUN_ENDED",
-        message: `The start with this idempotencyKey already ended${state?.endReason ? ` (${state.endReason})` : ""}${
+      throw fail(
+        "RUN_ENDED",
+        `The start with this idempotencyKey already ended${state?.endReason ? ` (${state.endReason})` : ""}${
           state?.sandboxId === undefined ? " without a sandbox" : ""
         }; use a new key to start again`,
-        sandboxRunId: runId,
-      });
+        { sandboxRunId: runId },
+      );
     }
     if (performance.now() - began > budgetMs) {
-      throw new ConvexError({
-        code: "START_IN_PROGRESS",
-        message: "The first start with this idempotencyKey is still booting; retry shortly",
-        sandboxRunId: runId,
-      });
+      throw fail("START_IN_PROGRESS", undefined, { sandboxRunId: runId });
     }
     await sleep(REPLAY_POLL_MS);
   }
@@ -118,11 +115,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
     });
     if (failure.kind === "rate_limited") {
       const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
-      throw new ConvexError({
-        code: "RATE_LIMITED",
-        message: "E2B is rate limiting sandbox creation",
-        retryAfterMs,
-      });
+      throw fail("RATE_LIMITED", "E2B is rate limiting sandbox creation", { retryAfterMs });
     }
     throw err instanceof ConvexError ? err : toCallerError(failure);
   }
@@ -136,12 +129,10 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
       sandboxId,
       sandboxExpiresAt: Date.now() + bootLifetimeMs(c),
     });
-    if (!stored.wanted)
-      throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+    if (!stored.wanted) throw fail("RUN_ENDED", "The run was stopped while it booted");
     const expiresAt = Date.now() + runningLifetimeMs(c);
     const extended = await setSandboxLifetime(c, sandboxId, runningLifetimeMs(c));
-    if (extended.outcome === "gone")
-      throw new ConvexError({ code: "SANDBOX_GONE", message: "The sandbox ended while it booted" });
+    if (extended.outcome === "gone") throw fail("SANDBOX_GONE", "The sandbox ended while it booted");
     if (extended.outcome === "failed")
       throw toCallerError({ kind: extended.kind, message: extended.message, refused: false });
     const running = await ctx.runMutation(internal.lifecycle.markRunRunning, {
@@ -149,11 +140,16 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
       sandboxId,
       sandboxExpiresAt: expiresAt,
     });
-    if (!running)
-      throw new ConvexError({ code: "RUN_ENDED", message: "The run was stopped while it booted" });
+    if (!running) throw fail("RUN_ENDED", "The run was stopped while it booted");
   } catch (err) {
     const kill: KillOutcome = await killSandboxSafely(c, sandboxId);
-    const error = err instanceof Error ? err.message.slice(0, 300) : String(err);
+    // Stored on the run: our own code and fixed text, never an exception's message.
+    const code = sandboxErrorCode(err);
+    const error =
+      code !== undefined
+        ? `${code}: ${(err as ConvexError<{ message: string }>).data.message}`
+        : "internal error";
+    if (code === undefined) logMasked("start failed after create", err);
     await bestEffort(() =>
       ctx.runMutation(internal.lifecycle.recordKill, {
         runId,
@@ -164,13 +160,12 @@ async function finishStartOrKill(ctx: ActionCtx, c: Config, runId: Id<"sandboxRu
       }),
     );
     if (err instanceof ConvexError) throw err;
-    throw new ConvexError({
-      code: "START_FAILED",
-      message:
-        kill.outcome === "failed"
-          ? "The sandbox could not be started; its shutdown is pending and will be retried"
-          : "The sandbox could not be started and was shut down; try again",
-    });
+    throw fail(
+      "START_FAILED",
+      kill.outcome === "failed"
+        ? "The sandbox could not be started; its shutdown is pending and will be retried"
+        : "The sandbox could not be started and was shut down; try again",
+    );
   }
 }
 
@@ -179,9 +174,12 @@ async function bestEffort(fn: () => Promise<unknown>) {
   try {
     await fn();
   } catch (err) {
-    console.warn(
-      "start cleanup record failed; the sweep will finish it:",
-      err instanceof Error ? err.message : err,
-    );
+    logMasked("start cleanup record failed; the sweep will finish it", err);
   }
+}
+
+/** A log line for an unexpected error: its text capped, with the API key and token shapes masked. */
+function logMasked(what: string, err: unknown) {
+  const raw = err instanceof Error ? err.message : String(err);
+  console.warn(`${what}: ${maskSecrets(raw.slice(0, 500), [process.env.E2B_API_KEY])}`);
 }

@@ -3,6 +3,7 @@
 // entry point of its own (a "use node" file may export only actions).
 import {
   AuthenticationError,
+  type CommandHandle,
   CommandExitError,
   ConnectionConfig,
   NotFoundError,
@@ -14,6 +15,7 @@ import {
 } from "e2b";
 import { ConvexError } from "convex/values";
 import type { Config } from "../model/config";
+import { ERROR_MESSAGES, type ErrorCode, fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import type { KillFailureKind, KillOutcome } from "../model/status";
 
 import { TAG_NAMESPACE, TAG_RUN_ID } from "../model/tags";
@@ -29,50 +31,77 @@ export type E2BFailure = {
   refused: boolean;
 };
 
-const MAX_MESSAGE = 300;
-
-/** Maps every E2B SDK error class once, here. Messages never carry the API key. */
-export function classifyE2BError(err: unknown): E2BFailure {
-  if (err instanceof ConvexError) return { kind: "auth", message: "E2B_API_KEY is not set", refused: true };
-  const raw = err instanceof Error ? err.message : String(err);
-  const message = raw.replace(/e2b_[A-Za-z0-9]+/g, "e2b_***").slice(0, MAX_MESSAGE);
-  const status = (err as { statusCode?: number } | null)?.statusCode;
-  const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
-  if (err instanceof RateLimitError || status === 429) {
-    return {
-      kind: "rate_limited",
-      status: 429,
-      message,
-      refused: true,
-      ...(retryAfterMs ? { retryAfterMs } : {}),
-    };
+/** A safe, fixed summary of an E2B failure: never E2B's body, a stack or a token. */
+function summary(kind: E2BFailure["kind"], status: number | undefined): string {
+  const answered = status !== undefined ? `E2B answered ${status}` : undefined;
+  switch (kind) {
+    case "rate_limited":
+      return "E2B answered 429 (rate limited)";
+    case "auth":
+      return `${answered ?? "E2B refused"} (credentials rejected)`;
+    case "not_found":
+      return "E2B answered 404 (not found)";
+    case "invalid":
+      return `${answered ?? "E2B refused"} (request rejected)`;
+    case "unavailable":
+      return answered ?? "E2B unreachable";
+    case "timeout":
+      return "no answer from E2B in time";
+    default:
+      return answered ?? "unexpected failure calling E2B";
   }
-  if (err instanceof AuthenticationError || status === 401 || status === 403) {
-    return { kind: "auth", status: status ?? 401, message, refused: true };
-  }
-  if (err instanceof NotFoundError || status === 404) {
-    return { kind: "not_found", status: 404, message, refused: true };
-  }
-  // 503 says "nothing was changed", but a proxy in front may say it after the fact: not a refusal.
-  if (err instanceof ServiceBusyError || status === 503) {
-    return { kind: "unavailable", status: 503, message, refused: false };
-  }
-  if (err instanceof SandboxError && status !== undefined) {
-    if (status >= 400 && status < 500) return { kind: "invalid", status, message, refused: true };
-    return { kind: "unavailable", status, message, refused: false };
-  }
-  const name = (err as { name?: string } | null)?.name;
-  if (name === "TimeoutError" || name === "AbortError") {
-    return { kind: "timeout", message, refused: false };
-  }
-  if (err instanceof TypeError) {
-    // undici's "fetch failed": connection refused or reset; the request may have been applied.
-    return { kind: "unavailable", message, refused: false };
-  }
-  return { kind: "other", message, refused: false };
 }
 
-const CALLER_CODES: Record<E2BFailure["kind"], string> = {
+/**
+ * Maps every E2B SDK error class once, here. The failure's message is a fixed summary (kind and
+ * HTTP status), so whatever stores or returns it never carries E2B's text; an unexpected
+ * failure's own text goes to the log only, with secrets masked.
+ */
+export function classifyE2BError(err: unknown): E2BFailure {
+  if (err instanceof ConvexError) {
+    // Only our own configuration check throws a ConvexError before a call: nothing was sent.
+    return sandboxErrorCode(err) === "CONFIG_INVALID"
+      ? { kind: "auth", message: "the deployment's E2B configuration is invalid", refused: true }
+      : { kind: "other", message: summary("other", undefined), refused: false };
+  }
+  const status = (err as { statusCode?: number } | null)?.statusCode;
+  const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
+  const f = (kind: E2BFailure["kind"], refused: boolean, httpStatus = status): E2BFailure => ({
+    kind,
+    ...(httpStatus !== undefined ? { status: httpStatus } : {}),
+    message: summary(kind, httpStatus),
+    refused,
+  });
+  if (err instanceof RateLimitError || status === 429) {
+    return { ...f("rate_limited", true, 429), ...(retryAfterMs ? { retryAfterMs } : {}) };
+  }
+  if (err instanceof AuthenticationError || status === 401 || status === 403) {
+    return f("auth", true, status ?? 401);
+  }
+  if (err instanceof NotFoundError || status === 404) return f("not_found", true, 404);
+  // 503 says "nothing was changed", but a proxy in front may say it after the fact: not a refusal.
+  if (err instanceof ServiceBusyError || status === 503) return f("unavailable", false, 503);
+  if (err instanceof SandboxError && status !== undefined) {
+    if (status >= 400 && status < 500) return logged(err, f("invalid", true));
+    return f("unavailable", false);
+  }
+  const name = (err as { name?: string } | null)?.name;
+  if (name === "TimeoutError" || name === "AbortError") return f("timeout", false);
+  // undici's "fetch failed": connection refused or reset; the request may have been applied.
+  if (err instanceof TypeError) return f("unavailable", false);
+  return logged(err, f("other", false));
+}
+
+/** Unexpected failures are worth a log line: E2B's own words, masked, never stored. */
+function logged(err: unknown, failure: E2BFailure): E2BFailure {
+  const raw = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  console.warn(
+    `E2B call failed (${failure.message}): ${maskSecrets(raw.slice(0, 500), [process.env.E2B_API_KEY])}`,
+  );
+  return failure;
+}
+
+const CALLER_CODES: Record<E2BFailure["kind"], ErrorCode> = {
   rate_limited: "E2B_RATE_LIMITED",
   unavailable: "E2B_UNAVAILABLE",
   auth: "E2B_AUTH",
@@ -82,25 +111,20 @@ const CALLER_CODES: Record<E2BFailure["kind"], string> = {
   other: "E2B_ERROR",
 };
 
-/** What a caller sees of an E2B failure: a code and a short message, never a stack or a key. */
-export function toCallerError(
-  f: E2BFailure,
-): ConvexError<{ code: string; message: string; retryAfterMs?: number }> {
-  return new ConvexError({
-    code: CALLER_CODES[f.kind],
-    message: f.kind === "auth" ? "E2B rejected this deployment's credentials" : `E2B: ${f.message}`,
-    ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
-  });
+/** What a caller sees of an E2B failure: the code's fixed message, and E2B's HTTP status. */
+export function toCallerError(f: E2BFailure) {
+  const code = CALLER_CODES[f.kind];
+  const message =
+    f.status !== undefined && f.kind !== "auth"
+      ? `${ERROR_MESSAGES[code]} (E2B answered ${f.status})`
+      : undefined;
+  return fail(code, message, { status: f.status, retryAfterMs: f.retryAfterMs });
 }
 
 /** Throws CONFIG_INVALID when the key is missing; the start path checks this before any write. */
 export function requireApiKey(c: Config): string {
-  if (!c.e2bApiKey) {
-    throw new ConvexError({
-      code: "CONFIG_INVALID",
-      message: "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)",
-    });
-  }
+  if (!c.e2bApiKey)
+    throw fail("CONFIG_INVALID", "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)");
   return c.e2bApiKey;
 }
 
@@ -298,12 +322,16 @@ export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive
 
 export type CommandOutcome =
   | {
-      outcome: "finished" | "timed_out";
+      /** finished: exited on its own; timed_out / output_limit: killed by us for that reason. */
+      outcome: "finished" | "timed_out" | "output_limit";
       exitCode?: number;
       stdout: string;
       stderr: string;
       stdoutTruncated: boolean;
       stderrTruncated: boolean;
+      /** Bytes the command printed on each stream, kept or not. */
+      stdoutBytes: number;
+      stderrBytes: number;
       durationMs: number;
       sandboxExpiresAt: number; // ms: connecting gave the sandbox this lifetime (never shortens it)
     }
@@ -312,6 +340,7 @@ export type CommandOutcome =
 
 /** Keeps at most `maxBytes` of UTF-8, cut on a character boundary. */
 export function capUtf8(s: string, maxBytes: number): { text: string; truncated: boolean } {
+  if (s.length * 3 <= maxBytes) return { text: s, truncated: false }; // no UTF-16 unit needs more than 3 bytes
   const buf = Buffer.from(s, "utf8");
   if (buf.length <= maxBytes) return { text: s, truncated: false };
   let end = maxBytes;
@@ -319,9 +348,64 @@ export function capUtf8(s: string, maxBytes: number): { text: string; truncated:
   return { text: buf.subarray(0, end).toString("utf8"), truncated: true };
 }
 
+/** One output stream as it arrives: counts every byte, keeps the first `maxBytes`. */
+export class BoundedOutput {
+  private kept: string[] = [];
+  private keptBytes = 0;
+  /** Bytes seen in total. */
+  bytes = 0;
+  constructor(private readonly maxBytes: number) {}
+  push(chunk: string) {
+    const size = Buffer.byteLength(chunk, "utf8");
+    this.bytes += size;
+    if (this.keptBytes >= this.maxBytes) return;
+    const room = this.maxBytes - this.keptBytes;
+    const part = size <= room ? chunk : capUtf8(chunk, room).text;
+    this.kept.push(part);
+    this.keptBytes += size <= room ? size : Buffer.byteLength(part, "utf8");
+    // A cut chunk fills the stream: nothing after it may be kept, or the text would have a hole.
+    if (size > room) this.keptBytes = this.maxBytes;
+  }
+  get overCap(): boolean {
+    return this.bytes > this.maxBytes;
+  }
+  get text(): string {
+    return this.kept.join("");
+  }
+}
+
+/**
+ * Bytes a command may print in total (both streams) before it is stopped even if only one
+ * stream is past its cap: enough for a chatty build log, small enough to bound memory.
+ */
+export function drainLimitBytes(capBytes: number): number {
+  return Math.max(4 * 2 ** 20, 4 * capBytes);
+}
+
+/**
+ * The SDK's command handle appends every chunk to its own `stdout`/`stderr` strings as well as
+ * calling onStdout/onStderr, so a flood would grow memory however little we keep. Turning those
+ * two fields into sinks bounds it. Returns false if this SDK version keeps them differently; the
+ * caller then stops the command as soon as either stream passes its cap.
+ */
+function discardHandleBuffers(handle: CommandHandle): boolean {
+  const fields = ["_stdout", "_stderr"] as const;
+  const ok = fields.every((f) => {
+    const d = Object.getOwnPropertyDescriptor(handle, f);
+    return d !== undefined && d.configurable === true && typeof d.value === "string";
+  });
+  if (!ok) return false;
+  for (const f of fields)
+    Object.defineProperty(handle, f, { get: () => "", set: () => {}, configurable: true });
+  return true;
+}
+
 /**
  * Runs a shell command in a running sandbox. Connecting counts as activity: it extends the
  * sandbox's lifetime to `lifetimeMs` from now if that is longer (E2B never shortens it here).
+ * Memory stays bounded whatever the command prints: output is counted as it streams in, at most
+ * `commandOutputMaxBytes` of each stream is kept, and the process is killed once both streams
+ * are past their caps (`output_limit`) or the time is up (`timed_out`).
  * The access token that connect returns stays in memory; it is never stored or returned.
  */
 export async function runSandboxCommand(
@@ -340,39 +424,82 @@ export async function runSandboxCommand(
     const f = classifyE2BError(err);
     return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
   }
-  const finish = (outcome: "finished" | "timed_out", stdout: string, stderr: string, exitCode?: number) => {
-    const out = capUtf8(stdout, c.commandOutputMaxBytes);
-    const err = capUtf8(stderr, c.commandOutputMaxBytes);
-    return {
-      outcome,
-      ...(exitCode !== undefined ? { exitCode } : {}),
-      stdout: out.text,
-      stderr: err.text,
-      stdoutTruncated: out.truncated,
-      stderrTruncated: err.truncated,
-      durationMs: Math.round(performance.now() - startedReal),
-      sandboxExpiresAt: started + args.lifetimeMs,
-    };
+  const stdout = new BoundedOutput(c.commandOutputMaxBytes);
+  const stderr = new BoundedOutput(c.commandOutputMaxBytes);
+  let stoppedBy: "timed_out" | "output_limit" | undefined;
+  let handle: CommandHandle | undefined;
+  let bounded = true;
+  let killing: Promise<unknown> | undefined;
+  const stop = (why: "timed_out" | "output_limit") => {
+    if (stoppedBy !== undefined || handle === undefined) return;
+    stoppedBy = why;
+    // Kill the process, and stop reading at once: whatever the transport has queued is released.
+    killing = handle.kill().catch(() => undefined);
+    void handle.disconnect();
   };
-  let stdout = "";
-  let stderr = "";
+  const checkCaps = () => {
+    if (stdout.overCap && stderr.overCap) stop("output_limit");
+    else if (!bounded && (stdout.overCap || stderr.overCap)) stop("output_limit");
+    // One stream flooding alone: the SDK's transport holds each message it has read until the
+    // stream ends (measured: ~140 MB of buffers 20 s into a 300 MB flood), so past an allowance
+    // the command is stopped too; memory then stays bounded by the allowance.
+    else if (stdout.bytes + stderr.bytes > drainLimitBytes(c.commandOutputMaxBytes)) stop("output_limit");
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let exitCode: number | undefined;
   try {
-    const result = await sandbox.commands.run(args.command, {
-      timeoutMs: args.timeoutMs,
+    handle = await sandbox.commands.run(args.command, {
+      background: true,
+      // Our own timer kills at timeoutMs; the stream's deadline is only the backstop.
+      timeoutMs: args.timeoutMs + c.e2bRequestTimeoutMs,
       requestTimeoutMs: c.e2bRequestTimeoutMs,
-      // Collected here too, so that a timed-out command still reports what it printed.
-      onStdout: (d) => void (stdout.length <= c.commandOutputMaxBytes && (stdout += d)),
-      onStderr: (d) => void (stderr.length <= c.commandOutputMaxBytes && (stderr += d)),
+      onStdout: (d) => {
+        stdout.push(d);
+        checkCaps();
+      },
+      onStderr: (d) => {
+        stderr.push(d);
+        checkCaps();
+      },
     });
-    return finish("finished", result.stdout, result.stderr, result.exitCode);
+    bounded = discardHandleBuffers(handle);
+    timer = setTimeout(
+      () => stop("timed_out"),
+      Math.max(0, args.timeoutMs - (performance.now() - startedReal)),
+    );
+    checkCaps();
+    exitCode = (await handle.wait()).exitCode;
   } catch (err) {
-    if (err instanceof CommandExitError) return finish("finished", err.stdout, err.stderr, err.exitCode);
-    if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message))
-      return finish("timed_out", stdout, stderr);
-    const f = classifyE2BError(err);
-    if (f.kind === "not_found" || /sandbox was killed|not found/i.test(f.message)) return { outcome: "gone" };
-    return { outcome: "failed", failure: f };
+    if (err instanceof CommandExitError) exitCode = err.exitCode;
+    else if (stoppedBy === undefined) {
+      if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message)) stoppedBy = "timed_out";
+      else {
+        const f = classifyE2BError(err);
+        const gone =
+          f.kind === "not_found" ||
+          (err instanceof Error && /sandbox was killed|not found/i.test(err.message));
+        return gone ? { outcome: "gone" } : { outcome: "failed", failure: f };
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    await killing; // bounded by the request timeout; never left dangling past the action
   }
+  const out = { text: stdout.text, truncated: stdout.overCap };
+  const err = { text: stderr.text, truncated: stderr.overCap };
+  return {
+    outcome: stoppedBy ?? "finished",
+    // A process we killed has no exit code of its own.
+    ...(stoppedBy === undefined && exitCode !== undefined ? { exitCode } : {}),
+    stdout: out.text,
+    stderr: err.text,
+    stdoutTruncated: out.truncated,
+    stderrTruncated: err.truncated,
+    stdoutBytes: stdout.bytes,
+    stderrBytes: stderr.bytes,
+    durationMs: Math.round(performance.now() - startedReal),
+    sandboxExpiresAt: started + args.lifetimeMs,
+  };
 }
 
 /** This deployment's lifecycle webhook at E2B, as registered. */
@@ -413,13 +540,9 @@ export async function upsertLifecycleWebhook(
     const text = await res.text();
     if (!res.ok) {
       const s = res.status;
-      throw toCallerError({
-        kind:
-          s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid",
-        status: s,
-        message: `${s}: ${text.slice(0, 200)}`,
-        refused: s < 500,
-      });
+      const kind =
+        s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
+      throw toCallerError({ kind, status: s, message: summary(kind, s), refused: s < 500 });
     }
     return text === "" ? null : (JSON.parse(text) as unknown);
   };

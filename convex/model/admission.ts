@@ -2,7 +2,7 @@ import { type Infer, v } from "convex/values";
 import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
 import { getConfig } from "./config";
-import { insertBootingRun, logEvent, type Run } from "./runs";
+import { insertBootingRun, type Run } from "./runs";
 
 /** A start waits at most this long for a global create slot; beyond it, it is refused (ms). */
 export const MAX_CREATE_WAIT_MS = 5_000;
@@ -23,15 +23,18 @@ export const admissionResult = v.union(
 );
 export type AdmissionResult = Infer<typeof admissionResult>;
 
+type Refusal = Extract<AdmissionResult, { kind: "refused" }>;
+type RefusalCode = Refusal["code"];
+
 export type Admission =
-  | { kind: "created"; run: Run; waitMs: number }
-  | { kind: "existing"; run: Run }
-  | { kind: "refused"; code: "QUOTA_EXCEEDED" | "RATE_LIMITED"; message: string; retryAfterMs?: number };
+  { kind: "created"; run: Run; waitMs: number } | { kind: "existing"; run: Run } | Refusal;
 
 /**
  * Decides whether a start may go ahead, in one transaction: idempotency first (the run record
  * is the idempotency boundary, since E2B has no idempotent create), then the caller's quotas,
- * then the global create throttle. A refusal writes only its event-log entry.
+ * then the global create throttle, where one user holds at most `maxQueuedStartsPerUser` of
+ * the queued slots. A refusal writes nothing (it reads a bounded range), so a refusal flood
+ * cannot grow the database.
  */
 export async function admitStart(
   ctx: MutationCtx,
@@ -51,17 +54,7 @@ export async function admitStart(
     if (existing) return { kind: "existing", run: existing };
   }
 
-  const refuse = async (
-    code: "QUOTA_EXCEEDED" | "RATE_LIMITED",
-    message: string,
-    retryAfterMs?: number,
-  ): Promise<Admission> => {
-    await logEvent(ctx, null, {
-      kind: "quota_refused",
-      ownerId: args.ownerId,
-      reason: code,
-      detail: message,
-    });
+  const refuse = (code: RefusalCode, message: string, retryAfterMs?: number): Admission => {
     return {
       kind: "refused",
       code,
@@ -98,6 +91,26 @@ export async function admitStart(
   const throttle = await ctx.db.query("createThrottle").first();
   const slot = Math.max(now, throttle?.nextSlotAt ?? 0, throttle?.blockedUntil ?? 0);
   const waitMs = slot - now;
+  if (waitMs > 0) {
+    // Fairness: a queued slot is one a start still waits for. Every such slot lies within
+    // MAX_CREATE_WAIT_MS of its run's creation, so `recent` holds all of the caller's.
+    const queued = recent.map((r) => r.createSlotAt ?? 0).filter((at) => at > now);
+    if (queued.length >= c.maxQueuedStartsPerUser) {
+      return refuse(
+        "RATE_LIMITED",
+        `At most ${c.maxQueuedStartsPerUser} queued start(s) per user; retry after retryAfterMs`,
+        Math.min(...queued) - now,
+      );
+    }
+    // A user who started within the last minute queues at most (limit - 1) slots deep; only a
+    // first start may queue up to MAX_CREATE_WAIT_MS. With the default limit of 1 a flooding
+    // user takes only free slots, so another user's first start waits at most one slot (the
+    // create in progress) however many users flood.
+    const busyDepthMs = (c.maxQueuedStartsPerUser - 1) * Math.ceil(1_000 / c.createsPerSecond);
+    if (recent.length > 0 && waitMs > busyDepthMs) {
+      return refuse("RATE_LIMITED", "Sandbox creation is busy; retry shortly", waitMs - busyDepthMs);
+    }
+  }
   if (waitMs > MAX_CREATE_WAIT_MS) {
     return refuse("RATE_LIMITED", "Sandbox creation is busy; retry shortly", waitMs - MAX_CREATE_WAIT_MS);
   }
@@ -105,7 +118,7 @@ export async function admitStart(
   if (throttle) await ctx.db.patch(throttle._id, { nextSlotAt });
   else await ctx.db.insert("createThrottle", { nextSlotAt, blockedUntil: 0 });
 
-  const run = await insertBootingRun(ctx, args);
+  const run = await insertBootingRun(ctx, { ...args, createSlotAt: slot });
   return { kind: "created", run, waitMs };
 }
 

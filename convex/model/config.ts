@@ -1,9 +1,23 @@
 import { z } from "zod";
-import { ConvexError } from "convex/values";
+import { fail } from "./errors";
 
 // Every knob this backend reads, validated once per distinct environment. Convex fixes a
 // deployment's env for the life of a process, so in production this parses exactly once;
 // tests that change env get a fresh parse.
+
+/** Convex's limit on one document, and on one Node action's run time. */
+export const DOCUMENT_LIMIT_BYTES = 1024 * 1024;
+export const ACTION_LIMIT_MS = 10 * 60_000;
+/** Time an action keeps for itself besides E2B calls (mutations, scheduling). */
+const ACTION_MARGIN_MS = 30_000;
+/** E2B calls a command makes besides running: connect, kill on timeout or cap, and its wait for the end. */
+export const COMMAND_OVERHEAD_REQUESTS = 3;
+/** Bytes a command record holds besides its output: the command (10,000 chars, ≤ 4 bytes each) and fields. */
+const COMMAND_RECORD_OVERHEAD_BYTES = 4 * 10_000 + 16 * 1024;
+/** stdout and stderr at their caps plus everything else must fit one document. */
+export const MAX_COMMAND_OUTPUT_BYTES_LIMIT = Math.floor(
+  (DOCUMENT_LIMIT_BYTES - COMMAND_RECORD_OVERHEAD_BYTES) / 2,
+);
 
 const ms = (name: string, def: number, min = 1_000) =>
   z.coerce
@@ -64,7 +78,13 @@ const envSchema = z.object({
     .default(1),
   SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS: ms("SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS", 15_000, 0),
   SANDBOX_COMMAND_TIMEOUT_MS: ms("SANDBOX_COMMAND_TIMEOUT_MS", 60_000),
-  SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int("SANDBOX_COMMAND_OUTPUT_MAX_BYTES", 64 * 1024, 1, 512 * 1024),
+  SANDBOX_COMMAND_OUTPUT_MAX_BYTES: int(
+    "SANDBOX_COMMAND_OUTPUT_MAX_BYTES",
+    64 * 1024,
+    1,
+    MAX_COMMAND_OUTPUT_BYTES_LIMIT,
+  ),
+  SANDBOX_MAX_QUEUED_STARTS_PER_USER: int("SANDBOX_MAX_QUEUED_STARTS_PER_USER", 1, 1, 100),
   SANDBOX_RETENTION_DAYS: int("SANDBOX_RETENTION_DAYS", 30, 1, 3_650),
 });
 
@@ -88,6 +108,7 @@ export type Config = {
   heartbeatWriteIntervalMs: number;
   commandTimeoutMs: number;
   commandOutputMaxBytes: number;
+  maxQueuedStartsPerUser: number;
   retentionMs: number;
 };
 
@@ -122,14 +143,21 @@ export function getConfig(): Config {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? "environment");
     // Names the variable, never echoes its value (it could be a secret).
-    throw new ConvexError({ code: "CONFIG_INVALID", message: `${variable}: ${issue.message}` });
+    throw fail("CONFIG_INVALID", `${variable}: ${issue.message}`);
   }
   const e = parsed.data;
   if (e.SANDBOX_MAX_LIFETIME_MS < e.SANDBOX_IDLE_TIMEOUT_MS) {
-    throw new ConvexError({
-      code: "CONFIG_INVALID",
-      message: "SANDBOX_MAX_LIFETIME_MS: must be at least SANDBOX_IDLE_TIMEOUT_MS",
-    });
+    throw fail("CONFIG_INVALID", "SANDBOX_MAX_LIFETIME_MS: must be at least SANDBOX_IDLE_TIMEOUT_MS");
+  }
+  // A command (connect, run, kill, record) must fit one Node action.
+  const commandBudgetMs = e.SANDBOX_COMMAND_TIMEOUT_MS + COMMAND_OVERHEAD_REQUESTS * e.E2B_REQUEST_TIMEOUT_MS;
+  if (commandBudgetMs > ACTION_LIMIT_MS - ACTION_MARGIN_MS) {
+    throw fail(
+      "CONFIG_INVALID",
+      `SANDBOX_COMMAND_TIMEOUT_MS: plus ${COMMAND_OVERHEAD_REQUESTS} × E2B_REQUEST_TIMEOUT_MS must be at most ${
+        ACTION_LIMIT_MS - ACTION_MARGIN_MS
+      } ms (a Node action runs at most 10 minutes)`,
+    );
   }
   const config: Config = {
     e2bApiKey: e.E2B_API_KEY,
@@ -151,6 +179,7 @@ export function getConfig(): Config {
     heartbeatWriteIntervalMs: e.SANDBOX_HEARTBEAT_WRITE_INTERVAL_MS,
     commandTimeoutMs: e.SANDBOX_COMMAND_TIMEOUT_MS,
     commandOutputMaxBytes: e.SANDBOX_COMMAND_OUTPUT_MAX_BYTES,
+    maxQueuedStartsPerUser: e.SANDBOX_MAX_QUEUED_STARTS_PER_USER,
     retentionMs: e.SANDBOX_RETENTION_DAYS * 24 * 3_600_000,
   };
   cached = { key, config };

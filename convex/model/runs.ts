@@ -75,7 +75,7 @@ export function nextRenewAt(c: Config, expiresAt: number, now: number): number {
 /** Step 1 of a start: the run exists before any sandbox does. */
 export async function insertBootingRun(
   ctx: MutationCtx,
-  args: { ownerId: string; template: string; idempotencyKey?: string },
+  args: { ownerId: string; template: string; idempotencyKey?: string; createSlotAt?: number },
 ): Promise<Run> {
   const c = getConfig();
   const now = Date.now();
@@ -84,6 +84,7 @@ export async function insertBootingRun(
     template: args.template,
     status: "booting" as const,
     ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
+    ...(args.createSlotAt !== undefined ? { createSlotAt: args.createSlotAt } : {}),
     createdAt: now,
     lastActivityAt: now,
     deadlineAt: now + c.bootTimeoutMs,
