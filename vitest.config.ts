@@ -8,6 +8,7 @@ export default defineConfig({
     include: ["tests/**/*.test.ts"],
     server: { deps: { inline: ["convex-test"] } },
     testTimeout: 30_000,
-    reporters: ["default", "./tests/summaryReporter.ts"],
+    // Test names, whatever a test printed without capturing it, failures, and one closing line.
+    reporters: ["./tests/summaryReporter.ts"],
   },
 });

@@ -183,13 +183,19 @@ try {
     const t = instances.large;
     const now = Date.now();
     const idle = await seedIdleRuns(t, emu, N.idle, idleOpts(now, SEED_BATCH));
+    // The runs table's range builders differ per index; this check only chains their calls.
+    type Range = {
+      eq(f: string, v: unknown): Range;
+      lte(f: string, v: number): Range;
+      gte(f: string, v: number): Range;
+    };
     const ranges = {
-      booting: (q: any) => q.eq("status", "booting").lte("deadlineAt", now),
-      running: (q: any) => q.eq("status", "running").lte("deadlineAt", now + MAX_LIFETIME_MS),
-      idle: (q: any) => q.eq("status", "running").lte("lastActivityAt", now - IDLE_MS),
-      stopping: (q: any) => q.eq("status", "stopping").lte("deadlineAt", now),
-      renew: (q: any) => q.eq("status", "running").lte("renewAt", now),
-      stopped: (q: any) => q.eq("status", "stopped").gte("deadlineAt", now - 7 * 24 * 60 * MIN),
+      booting: (q: Range) => q.eq("status", "booting").lte("deadlineAt", now),
+      running: (q: Range) => q.eq("status", "running").lte("deadlineAt", now + MAX_LIFETIME_MS),
+      idle: (q: Range) => q.eq("status", "running").lte("lastActivityAt", now - IDLE_MS),
+      stopping: (q: Range) => q.eq("status", "stopping").lte("deadlineAt", now),
+      renew: (q: Range) => q.eq("status", "running").lte("renewAt", now),
+      stopped: (q: Range) => q.eq("status", "stopped").gte("deadlineAt", now - 7 * 24 * 60 * MIN),
     };
     const indexes: Record<keyof typeof ranges, string> = {
       booting: "by_status_and_deadlineAt",
@@ -206,7 +212,7 @@ try {
           (
             await ctx.db
               .query("sandboxRuns")
-              .withIndex(indexes[name] as any, ranges[name])
+              .withIndex(indexes[name] as "by_status_and_deadlineAt", ranges[name] as never)
               .order("desc")
               .take(500)
           ).map((d) => d._id),
@@ -225,7 +231,7 @@ try {
           setIndexed(on);
           const a = await ctx.db
             .query("sandboxRuns")
-            .withIndex("by_status_and_lastActivityAt", ranges.idle)
+            .withIndex("by_status_and_lastActivityAt", ranges.idle as never)
             .take(500);
           const b = await ctx.db
             .query("sandboxRuns")

@@ -42,10 +42,10 @@ export const finish = internalMutation({
   },
   returns: v.null(),
   handler: async (ctx, { commandId, sandboxExpiresAt, ...result }) => {
-    const cmd = await ctx.db.get(commandId);
+    const cmd = await ctx.db.get("commands", commandId);
     if (!cmd || cmd.status !== "running") return null;
-    await ctx.db.patch(commandId, result);
-    const run = await ctx.db.get(cmd.runId);
+    await ctx.db.patch("commands", commandId, result);
+    const run = await ctx.db.get("sandboxRuns", cmd.runId);
     if (run) {
       if (run.status === "running") await touchRun(ctx, run, sandboxExpiresAt);
       await logEvent(ctx, run, {

@@ -1,19 +1,15 @@
 import { cronJobs } from "convex/server";
 import { internal } from "./_generated/api";
+import { SWEEP_INTERVAL_MS } from "./model/config";
 
 const crons = cronJobs();
 
-// Cron intervals are fixed at deploy time; SANDBOX_SWEEP_INTERVAL_MS tells the model the same
-// figure (keep them equal when changing either).
-crons.interval("killIdleSandboxes", { minutes: 1 }, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
+// Both sweeps run every SWEEP_INTERVAL_MS, the figure the model derives lifetimes from.
+const every = { minutes: SWEEP_INTERVAL_MS / 60_000 };
+crons.interval("killIdleSandboxes", every, internal.actions.killIdleSandboxes.killIdleSandboxes, {});
 // Reconciles what exists at E2B with the runs table; its own cron so that an E2B list outage
 // never delays the per-run sweep.
-crons.interval(
-  "reconcileSandboxes",
-  { minutes: 1 },
-  internal.actions.reconcileSandboxes.reconcileSandboxes,
-  {},
-);
+crons.interval("reconcileSandboxes", every, internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 
 // Deletes finished runs (and their events and commands) past SANDBOX_RETENTION_DAYS.
 crons.daily("purgeOldRuns", { hourUTC: 3, minuteUTC: 17 }, internal.retention.purgeOldRuns, {});

@@ -35,7 +35,7 @@ export const runState = internalQuery({
     v.object({ status: runStatus, sandboxId: v.optional(v.string()), endReason: v.optional(endReason) }),
   ),
   handler: async (ctx, args) => {
-    const run = await ctx.db.get(args.runId);
+    const run = await ctx.db.get("sandboxRuns", args.runId);
     if (!run) return null;
     return {
       status: run.status,

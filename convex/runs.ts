@@ -2,8 +2,7 @@
 // answers another user's run exactly like a missing one (NOT_FOUND).
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
-import { mutation, query } from "./_generated/server";
-import { checkPagination, getOwnedRun, paginateOrInvalid, requireOwner } from "./model/access";
+import { checkPagination, getOwnedRun, paginateOrInvalid } from "./model/access";
 import { heartbeat as recordHeartbeat } from "./model/activity";
 import { runStatus } from "./model/status";
 import {
@@ -15,20 +14,20 @@ import {
   toPublicPage,
   toPublicRun,
 } from "./model/views";
+import { ownerMutation, ownerQuery } from "./model/functions";
 
-export const getRun = query({
+export const getRun = ownerQuery({
   args: { sandboxRunId: v.string() },
   returns: publicRun,
-  handler: async (ctx, args) =>
-    toPublicRun(await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId)),
+  handler: async (ctx, args) => toPublicRun(await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId)),
 });
 
 /** The caller's runs, newest first. */
-export const listMyRuns = query({
+export const listMyRuns = ownerQuery({
   args: { paginationOpts: paginationOptsValidator },
   returns: paginationResultValidator(publicRun),
   handler: async (ctx, args) => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const opts = checkPagination(args.paginationOpts);
     const page = await paginateOrInvalid(opts, () =>
       ctx.db
@@ -42,11 +41,11 @@ export const listMyRuns = query({
 });
 
 /** A run's history, newest first: transitions, kills and their outcomes, reconcile actions, commands. */
-export const listRunEvents = query({
+export const listRunEvents = ownerQuery({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
   returns: paginationResultValidator(publicEvent),
   handler: async (ctx, args) => {
-    const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
+    const run = await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId);
     const opts = checkPagination(args.paginationOpts);
     const page = await paginateOrInvalid(opts, () =>
       ctx.db
@@ -60,11 +59,11 @@ export const listRunEvents = query({
 });
 
 /** Commands run in a run's sandbox, newest first. */
-export const listRunCommands = query({
+export const listRunCommands = ownerQuery({
   args: { sandboxRunId: v.string(), paginationOpts: paginationOptsValidator },
   returns: paginationResultValidator(publicCommand),
   handler: async (ctx, args) => {
-    const run = await getOwnedRun(ctx, await requireOwner(ctx), args.sandboxRunId);
+    const run = await getOwnedRun(ctx, ctx.ownerId, args.sandboxRunId);
     const opts = checkPagination(args.paginationOpts);
     const page = await paginateOrInvalid(opts, () =>
       ctx.db
@@ -78,8 +77,8 @@ export const listRunCommands = query({
 });
 
 /** Call while a user is present (every ~10-30 s); keeps the run from being reaped as idle. */
-export const heartbeat = mutation({
+export const heartbeat = ownerMutation({
   args: { sandboxRunId: v.string() },
   returns: v.object({ status: runStatus, lastActivityAt: v.number() }),
-  handler: async (ctx, args) => recordHeartbeat(ctx, await requireOwner(ctx), args.sandboxRunId),
+  handler: async (ctx, args) => recordHeartbeat(ctx, ctx.ownerId, args.sandboxRunId),
 });

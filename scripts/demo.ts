@@ -1,13 +1,15 @@
-// `npm run demo`: the real Convex functions, in-process (convex-test), driving the real e2b SDK
-// against the project's local E2B emulator on 127.0.0.1. No cloud, no keys. Walks through a
-// start, the seed's failure (database down right after the sandbox was created), and sweeps.
+// `npm run demo`: the real Convex functions in-process (convex-test), driving the real e2b SDK
+// against the project's local E2B emulator on 127.0.0.1, on a simulated clock. No cloud, no keys.
+// Reads top to bottom as a story; every number it prints is measured, none is scripted.
 import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
+import { SWEEP_INTERVAL_MS } from "../convex/model/config";
 import { useEmulatorEnv } from "../tests/emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "../tests/emulator/envd";
 import { installSimulatedClock, newInProcessConvex } from "./lib/inProcess";
 
-const clock = installSimulatedClock(Date.UTC(2026, 10, 28, 12, 0, 0));
+const t0 = Date.UTC(2026, 10, 28, 12, 0, 0);
+const clock = installSimulatedClock(t0);
 // The emulator's envd runs commands on this machine (loopback only, demo use only).
 const emu = await startEmulatorWithEnvd({ apiKey: "e2b_demo_key", clock: () => Date.now() });
 const restoreEnv = useEmulatorEnv(emu, "e2b_demo_key");
@@ -16,28 +18,48 @@ process.env.SANDBOX_NAMESPACE = "demo";
 const t = newInProcessConvex();
 const alice = t.withIdentity({ subject: "alice", name: "Alice" });
 const sweep = () => t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
+const reconcile = () => t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 const runs = () => t.run((ctx) => ctx.db.query("sandboxRuns").collect());
-let minute = 0;
-const say = (msg: string) => console.log(`[t+${minute.toFixed(1).padStart(4)}m] ${msg}`);
-const advance = (mins: number) => {
-  clock.advance(mins * 60_000);
-  minute += mins;
+
+const at = () => {
+  const s = Math.round((Date.now() - t0) / 1_000);
+  return `${String(Math.floor(s / 60)).padStart(2)}:${String(s % 60).padStart(2, "0")}`;
 };
-const show = async () => {
+const step = (msg: string) => console.log(`\n[${at()}] ${msg}`);
+const line = (msg: string) => console.log(`        ${msg}`);
+const runNames = new Map<string, string>();
+const runName = (id: string) => {
+  if (!runNames.has(id)) runNames.set(id, `run ${runNames.size + 1}`);
+  return runNames.get(id)!;
+};
+const sandboxNames = new Map<string, string>();
+const sandboxName = (id: string) => {
+  if (!sandboxNames.has(id)) sandboxNames.set(id, `sandbox ${String.fromCharCode(65 + sandboxNames.size)}`);
+  return sandboxNames.get(id)!;
+};
+const state = async () => {
   for (const r of await runs()) {
-    say(
-      `   run #${parseInt(r._id, 10)} ${r.status.padEnd(8)} sandbox=${r.sandboxId ?? "(none)"} ${r.endReason ? `reason=${r.endReason}` : ""}`,
+    const sb = r.sandboxId ? sandboxName(r.sandboxId) : "no sandbox id";
+    line(
+      `  ${runName(r._id).padEnd(6)} ${r.status.padEnd(9)} ${sb}${r.endReason ? `, reason: ${r.endReason}` : ""}`,
     );
   }
-  say(
-    `   E2B: ${emu.alive().length} sandbox(es) alive: ${
-      emu
-        .alive()
-        .map((s) => s.sandboxID)
-        .join(", ") || "-"
-    }`,
-  );
+  const alive = emu.alive().map((s) => sandboxName(s.sandboxID));
+  line(`  E2B: ${alive.length} alive${alive.length ? ` (${alive.join(", ")})` : ""}`);
 };
+
+/** Runs `fn` with console.warn captured; prints what it caught, labelled as expected. */
+async function expectingWarnings<T>(fn: () => Promise<T>): Promise<T> {
+  const original = console.warn;
+  const caught: string[] = [];
+  console.warn = (...args: unknown[]) => void caught.push(args.map(String).join(" "));
+  try {
+    return await fn();
+  } finally {
+    console.warn = original;
+    for (const w of caught) line(`expected warning from the backend: "${w}"`);
+  }
+}
 
 /** Makes one registered function throw on its next call, as if the database were down. */
 function failOnce(fn: unknown) {
@@ -49,65 +71,101 @@ function failOnce(fn: unknown) {
   };
 }
 
-try {
-  say("1. Alice starts a sandbox run.");
-  const ok = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-  say(
-    `   -> run #${parseInt(ok.sandboxRunId, 10)}, sandbox ${ok.sandboxId} (tagged convexNamespace=demo, convexRunId=<run>)`,
-  );
-  await show();
-  const cmd = await alice.action(api.actions.runCommand.runCommand, {
-    sandboxRunId: ok.sandboxRunId,
-    command: "echo $((6 * 7)); exit 3",
-  });
-  say(
-    `   Alice runs a command: status=${cmd.status} exit=${cmd.exitCode} stdout=${JSON.stringify(cmd.stdout)} (${cmd.durationMs} ms; counts as activity)`,
-  );
+const sweepEveryMin = SWEEP_INTERVAL_MS / 60_000;
+console.log(
+  "A Convex backend that runs E2B cloud sandboxes and never leaks one (a sandbox bills every second).",
+);
+console.log(
+  "Re-enacted here: E2B creates a sandbox, then the database fails before its id is saved. The system",
+);
+console.log("this project replaces lost track of such sandboxes and paid for each until E2B's own 5-minute");
+console.log(
+  "timeout; here the run was recorded first and the sandbox tagged with it, so the sweep finds it.",
+);
+console.log(
+  `Both crons (sweep, reconciler) run every ${sweepEveryMin} min; this demo calls them by hand on a simulated clock.`,
+);
 
-  say("2. The seed's failure: E2B creates the sandbox, then the database goes down,");
-  say("   so storing the sandboxId fails, the failure path's kill fails (E2B 500) and its record fails.");
+try {
+  step("1. Alice starts a sandbox and runs a command in it.");
+  const first = await alice.action(api.actions.startSandboxRun.startSandboxRun, {
+    idempotencyKey: "alice-1",
+  });
+  line(
+    `${runName(first.sandboxRunId)} → ${sandboxName(first.sandboxId)}, tagged with its run and namespace "demo"`,
+  );
+  const command = "echo $((6 * 7))";
+  line(`$ ${command}`);
+  const cmd = await alice.action(api.actions.runCommand.runCommand, {
+    sandboxRunId: first.sandboxRunId,
+    command,
+  });
+  line(`${cmd.stdout.trimEnd()}`);
+  line(`(exit code ${cmd.exitCode}; a command counts as activity)`);
+
   clock.advance(1_000); // the next free create slot (E2B_CREATES_PER_SECOND = 1, one queued start per user)
+  step("2. The failure: Alice starts another; E2B creates its sandbox, then the database goes down —");
+  line("storing the sandbox id fails, the failure path's kill gets E2B 500, and recording that fails too.");
   failOnce(lifecycle.storeSandboxId);
   failOnce(lifecycle.recordKill);
   emu.fault("kill", { status: 500 });
-  try {
-    await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
-  } catch (err) {
-    const data = (err as { data?: { code: string; message: string } }).data;
-    say(`   -> the caller sees ConvexError ${data?.code}: ${data?.message}`);
-  }
-  say("   The old system is stuck here for good: a booting run with no sandboxId, a paid sandbox running.");
-  await show();
+  await expectingWarnings(async () => {
+    try {
+      await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
+    } catch (err) {
+      const data = (err as { data?: { code: string; message: string } }).data;
+      line(`Alice sees ConvexError ${data?.code}: "${data?.message}"`);
+    }
+  });
+  line("A run with no sandbox id and a paid sandbox nobody knows the id of — where the old system stopped:");
+  await state();
 
-  advance(1.5);
-  say("3. 90 s later the cron sweeps: the run is past its boot deadline, has no id,");
-  say("   so the sweep lists E2B sandboxes by the run's tag and kills every match.");
+  clock.advance(90_000);
+  step("3. The sweep: the run is past its 60 s boot deadline and has no sandbox id, so the sweep asks");
+  line("E2B for sandboxes tagged with that run and kills them; only then is the run marked ended.");
   const s1 = await sweep();
-  say(`   -> sweep: killed=${s1.killed} failed=${s1.failed} extended=${s1.extended}`);
-  await show();
+  line(`sweep: ${s1.killed} killed, ${s1.failed} failed`);
+  await state();
 
-  advance(9.5);
-  say("4. Alice has been idle for 11 minutes (idle timeout 10 min): the sweep stops her first run.");
+  step("4. The reconciler: a sandbox whose run record was deleted (by hand, a restore, a bug) has no");
+  line("run to sweep. The reconciler lists what exists at E2B under this namespace and kills every");
+  line("sandbox no live run owns (after a grace window, since a list can lag a create).");
+  const third = await alice.action(api.actions.startSandboxRun.startSandboxRun, {});
+  runName(third.sandboxRunId);
+  sandboxName(third.sandboxId);
+  await t.run((ctx) => ctx.db.delete("sandboxRuns", third.sandboxRunId));
+  line(`${runName(third.sandboxRunId)} started on ${sandboxName(third.sandboxId)}, then its record deleted.`);
+  clock.advance(90_000);
+  const r1 = await reconcile();
+  line(`[${at()}] reconciler: ${r1.listed} listed, ${r1.orphansKilled} orphan killed`);
+  await state();
+
+  clock.advance(t0 + 11 * 60_000 - Date.now());
+  step("5. Alice has been idle 11 minutes (idle timeout 10 min): the sweep stops her first run.");
+  line("E2B answers the kill with 503, so the run stays 'stopping' (a kill owed), never 'stopped'.");
   emu.fault("kill", { status: 503 });
   const s2 = await sweep();
-  say(
-    `   -> sweep: killed=${s2.killed} failed=${s2.failed}: E2B answered 503, so the kill stays owed (run 'stopping').`,
-  );
-  await show();
-  advance(0.5);
-  say("   Thirty seconds later the next sweep retries the owed kill.");
+  line(`sweep: ${s2.killed} killed, ${s2.failed} failed`);
+  await state();
+  clock.advance(SWEEP_INTERVAL_MS);
   const s3 = await sweep();
-  say(`   -> next sweep: killed=${s3.killed} failed=${s3.failed}`);
-  await show();
+  line(`[${at()}] next sweep retries the owed kill: ${s3.killed} killed, ${s3.failed} failed`);
+  await state();
 
-  say("   (Had Convex been down the whole time, E2B's own lifetime — idle timeout + 2 min slack,");
-  say("   extended only while the run is active — would have ended it at t+12m.)");
-  const stats = await t.action(internal.admin.stats, {});
-  say(`Stats: runs ${JSON.stringify(stats.runsByStatus)}, kills ${JSON.stringify(stats.killsByOutcome)}`);
-  const leaked = emu.alive().length;
+  const all = emu.all();
+  const sandboxSeconds = all.reduce((sum, s) => sum + s.runningMs, 0) / 1_000;
+  const lost = all.find((s) => sandboxNames.get(s.sandboxID) === "sandbox B");
   const open = (await runs()).filter((r) => r.status !== "stopped" && r.status !== "failed").length;
-  say(`Done: ${leaked} sandbox(es) alive at E2B, ${open} run(s) not terminal.`);
-  process.exitCode = leaked === 0 && open === 0 ? 0 : 1;
+  const alive = emu.alive().length;
+  step("Summary");
+  line(`${all.length} sandboxes created, ${Math.round(sandboxSeconds)} sandbox-seconds billed in all:`);
+  for (const s of all) line(`  ${sandboxName(s.sandboxID)}: ${Math.round(s.runningMs / 1_000)} s`);
+  if (lost)
+    line(
+      `The lost one (sandbox B) ran ${Math.round(lost.runningMs / 1_000)} s; the old system paid up to 300 s for each.`,
+    );
+  line(`${alive} sandboxes alive at E2B, ${open} runs not ended.`);
+  process.exitCode = alive === 0 && open === 0 ? 0 : 1;
 } finally {
   restoreEnv();
   await emu.stop();

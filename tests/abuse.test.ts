@@ -7,7 +7,17 @@ import { api, internal } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
 import { drainLimitBytes } from "../convex/lib/e2b.sdk";
 import { MAX_COMMAND_OUTPUT_BYTES_LIMIT, DOCUMENT_LIMIT_BYTES } from "../convex/model/config";
-import { clock, convexErrorOf, emu, failNext, getRun, isWellFormed, t, useHarness } from "./helpers";
+import {
+  captureWarnings,
+  clock,
+  convexErrorOf,
+  emu,
+  failNext,
+  getRun,
+  isWellFormed,
+  t,
+  useHarness,
+} from "./helpers";
 
 useHarness();
 
@@ -171,8 +181,11 @@ describe("no raw text where a caller or a table can see it", () => {
     const leak =
       "boom\n    at secret (/srv/app.js:1:1) e2b_abcdefghijklmnop secret-token eyJhbGciOi.eyJzdWIi.sig";
     failNext(lifecycle.markRunRunning, 1, leak);
+    const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
+    expect(warned()).toContainEqual(expect.stringContaining("start failed after create: boom"));
+    expect(warned().join("\n")).not.toContain("e2b_abcdefghijklmnop"); // the log line is masked too
     const runs = await t.run((ctx) => ctx.db.query("sandboxRuns").collect());
     const events = await t.run((ctx) => ctx.db.query("runEvents").collect());
     const shown = await alice().query(api.runs.getRun, { sandboxRunId: runs[0]!._id });
@@ -183,6 +196,7 @@ describe("no raw text where a caller or a table can see it", () => {
   it("E2B's error body never reaches a caller or a table: fixed message per code, HTTP status as a field", async () => {
     const body =
       "<html>proxy error</html> token=e2b_0123456789abcdef secret-token\n    at handler (x.js:1:1)";
+    const warned = captureWarnings();
     for (const status of [400, 500]) {
       emu.fault("create", { status, message: body });
       const err = await convexErrorOf(start());
@@ -195,6 +209,9 @@ describe("no raw text where a caller or a table can see it", () => {
       events: await ctx.db.query("runEvents").collect(),
     }));
     expect(JSON.stringify(everything)).not.toMatch(RAW);
+    // Only the log keeps E2B's words, for an operator, with the key masked.
+    expect(warned()).toContainEqual(expect.stringContaining("E2B call failed"));
+    expect(warned().join("\n")).not.toContain("e2b_0123456789abcdef");
   });
 
   it("a kill failure's E2B body is not stored either", async () => {

@@ -19,7 +19,6 @@ export const TEST_ENV = {
   SANDBOX_BOOT_TIMEOUT_MS: "60000",
   SANDBOX_IDLE_TIMEOUT_MS: "600000",
   SANDBOX_MAX_LIFETIME_MS: "3600000",
-  SANDBOX_SWEEP_INTERVAL_MS: "60000",
   E2B_REQUEST_TIMEOUT_MS: "5000",
   // Quotas out of the way unless a test is about them.
   E2B_CREATES_PER_SECOND: "1000",
@@ -95,6 +94,15 @@ export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
       .withIndex("by_runId_and_at", (q) => q.eq("runId", id))
       .collect(),
   );
+}
+
+/**
+ * Captures console.warn for the rest of the test: an expected warning is asserted, not printed
+ * (useHarness restores console afterwards). Returns the lines warned so far.
+ */
+export function captureWarnings(): () => string[] {
+  const spy = vi.spyOn(console, "warn").mockImplementation(() => {});
+  return () => spy.mock.calls.map((args) => args.map(String).join(" "));
 }
 
 /** Awaits a promise that must reject and returns what it rejected with. */

@@ -17,6 +17,7 @@ import {
   t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
+  captureWarnings,
   useHarness,
 } from "./helpers";
 
@@ -53,10 +54,12 @@ describe("startSandboxRun", () => {
   });
 
   it("creates with a boot-sized E2B lifetime, so a sandbox nobody hears of dies on its own", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId, 1);
     failNext(lifecycle.recordKill, 1);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [sb] = emu.all();
     expect(sb!.endAt - sb!.startedAt).toBe(BOOT_MS + 60_000);
     clock.advance(BOOT_MS + 60_000 + 1);
@@ -65,8 +68,10 @@ describe("startSandboxRun", () => {
 
   it("seed scenario: the sandboxId mutation fails after create → killed at once, run terminal", async () => {
     failNext(lifecycle.storeSandboxId);
+    const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
+    expect(warned()).toContainEqual(expect.stringContaining("start failed after create"));
     expect(JSON.stringify(err)).not.toMatch(/e2b_test_key|at .*\.ts/);
     expect(emu.alive()).toHaveLength(0);
     const [run] = await allRuns(t);
@@ -74,10 +79,12 @@ describe("startSandboxRun", () => {
   });
 
   it("seed scenario, database down: store, kill and record all fail → after a sweep no sandbox lives, run terminal", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId);
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [stuck] = await allRuns(t);
     // Exactly the seed's state: booting, no sandboxId anywhere, the sandbox alive at E2B.
     expect(stuck).toMatchObject({ status: "booting" });
@@ -122,16 +129,20 @@ describe("startSandboxRun", () => {
 
   it("the 'running' mutation fails → the sandbox is killed and the run is terminal", async () => {
     failNext(lifecycle.markRunRunning);
+    const warned = captureWarnings();
     const err = await convexErrorOf(start());
     expect(err.code).toBe("START_FAILED");
+    expect(warned()).toContainEqual(expect.stringContaining("start failed after create"));
     expect(emu.alive()).toHaveLength(0);
     expect((await allRuns(t))[0]).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
 
   it("failure path whose 'failed' record throws → the kill still happened; the sweep closes the run", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.markRunRunning);
     failNext(lifecycle.recordKill);
     await expect(start()).rejects.toThrow();
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     expect(emu.alive()).toHaveLength(0); // killed before any record was attempted
     const [run] = await allRuns(t);
     expect(run).toMatchObject({ status: "booting" });
@@ -222,10 +233,12 @@ describe("killIdleSandboxes", () => {
   });
 
   it("never touches a sandbox of another namespace, even one tagged with our run's id", async () => {
+    const warned = captureWarnings();
     failNext(lifecycle.storeSandboxId);
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start()).rejects.toThrow();
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const [run] = await allRuns(t);
     const foreign = emu.seed({
       metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id },
@@ -328,7 +341,7 @@ describe("bad input", () => {
     },
   );
 
-  it("no E2B_API_KEY: starts refuse before writing; sweeps keep kills owed instead of crashing", async () => {
+  it("no E2B_API_KEY: starts refuse before writing; the crons do nothing, with one warning, until it is set", async () => {
     const { sandboxRunId, sandboxId } = await start();
     vi.stubEnv("E2B_API_KEY", "");
     const err = await convexErrorOf(start());
@@ -336,13 +349,19 @@ describe("bad input", () => {
     expect(err.message).toContain("E2B_API_KEY");
     expect(await allRuns(t)).toHaveLength(1);
     clock.advance(IDLE_MS + 1);
+    const callsBefore = emu.calls.length;
+    const warned = captureWarnings();
     await sweep();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopping", killAttempts: 1 });
-    expect(emu.isAlive(sandboxId)).toBe(true);
+    await sweep();
+    await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
+    // Nothing called, nothing owed: the idle run is untouched until the key is back.
+    expect(emu.calls.length).toBe(callsBefore);
+    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running", killAttempts: 0 });
+    expect(warned().filter((w) => w.includes("E2B_API_KEY is not set"))).toHaveLength(1); // once, not per pass
     vi.stubEnv("E2B_API_KEY", "e2b_test_key");
-    clock.advance(5_001);
     await sweep();
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped" });
+    expect(emu.isAlive(sandboxId)).toBe(false);
   });
 
   it("a bad configuration names the variable", async () => {

@@ -5,7 +5,18 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { clock, emu, eventsOf, getRun, NAMESPACE, t, TAG_NAMESPACE, TAG_RUN_ID, useHarness } from "./helpers";
+import {
+  clock,
+  emu,
+  eventsOf,
+  getRun,
+  NAMESPACE,
+  t,
+  TAG_NAMESPACE,
+  TAG_RUN_ID,
+  useHarness,
+  captureWarnings,
+} from "./helpers";
 
 const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const IDLE_MS = 600_000;
@@ -94,6 +105,7 @@ describe("reconcileSandboxes", () => {
   });
 
   it("a failing list changes nothing; the next pass succeeds", async () => {
+    const warned = captureWarnings();
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     const { sandboxRunId } = await start();
     clock.advance(GRACE_MS + 1);
@@ -102,6 +114,7 @@ describe("reconcileSandboxes", () => {
     const before = await getRun(t, sandboxRunId);
     const r1 = await reconcile();
     expect(r1.listFailed).toBe(true);
+    expect(warned()).toContainEqual(expect.stringContaining("reconcile: list failed (unavailable"));
     expect(emu.isAlive(orphan.sandboxID)).toBe(true);
     expect(await getRun(t, sandboxRunId)).toEqual(before);
     expect(await orphans()).toHaveLength(0);

@@ -5,7 +5,17 @@ import { describe, expect, it, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import * as lifecycle from "../convex/lifecycle";
-import { allRuns, clock, convexErrorOf, emu, failNext, getRun, t, useHarness } from "./helpers";
+import {
+  allRuns,
+  clock,
+  convexErrorOf,
+  emu,
+  failNext,
+  getRun,
+  t,
+  useHarness,
+  captureWarnings,
+} from "./helpers";
 
 const as = (subject: string) => t.withIdentity({ subject });
 const alice = () => as("alice");
@@ -88,11 +98,13 @@ describe("idempotent start", () => {
   });
 
   it("when the first call died mid-way: still booting → START_IN_PROGRESS; ended without a sandbox → RUN_ENDED, no second sandbox", async () => {
+    const warned = captureWarnings();
     vi.stubEnv("SANDBOX_BOOT_TIMEOUT_MS", "1000"); // the replay waits at most this long (real ms)
     failNext(lifecycle.storeSandboxId);
     failNext(lifecycle.recordKill);
     emu.fault("kill", { status: 500 });
     await expect(start(alice(), { idempotencyKey: "k" })).rejects.toThrow();
+    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
     const inProgress = await convexErrorOf(start(alice(), { idempotencyKey: "k" }));
     expect(inProgress.code).toBe("START_IN_PROGRESS");
     clock.advance(61_000);

@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { E2B } from "e2b";
 import { E2BEmulator } from "../../tests/emulator/e2bEmulator";
 import { DEFAULT_E2B_BACKOFF_MS } from "../../convex/model/admission";
+import { SWEEP_INTERVAL_MS } from "../../convex/model/config";
 import { installSimulatedClock } from "../../scripts/lib/inProcess";
 import { runWorkload, type Strategy } from "./chaosDriver";
 import { oursStrategy } from "./chaosOurs";
@@ -33,7 +34,6 @@ export type StrategyName = "ours" | "oursWebhooks" | "seed";
 export const WEBHOOK_LATENCY_MS: [number, number] = [200, 2_000];
 
 export const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
-export const SWEEP_INTERVAL_MS = 60_000; // convex/crons.ts: both crons every minute
 
 /**
  * The SDK loads undici and builds its HTTP agent on its first call, inside that call's request

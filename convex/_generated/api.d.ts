@@ -30,6 +30,7 @@ import type * as model_activity from "../model/activity.js";
 import type * as model_admission from "../model/admission.js";
 import type * as model_config from "../model/config.js";
 import type * as model_errors from "../model/errors.js";
+import type * as model_functions from "../model/functions.js";
 import type * as model_reconcile from "../model/reconcile.js";
 import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
@@ -69,6 +70,7 @@ declare const fullApi: ApiFromModules<{
   "model/admission": typeof model_admission;
   "model/config": typeof model_config;
   "model/errors": typeof model_errors;
+  "model/functions": typeof model_functions;
   "model/reconcile": typeof model_reconcile;
   "model/retention": typeof model_retention;
   "model/runs": typeof model_runs;

@@ -5,7 +5,7 @@ import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
 import type { KillOutcome } from "../model/status";
 import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
-import { killRunSandbox, mapWithConcurrency, setSandboxLifetime } from "../lib/e2b.sdk";
+import { killRunSandbox, mapWithConcurrency, setSandboxLifetime, sweepsIdleWithoutKey } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
 /** After E2B answers 429, this page's next calls wait this long (the SDK does not expose Retry-After). */
@@ -26,6 +26,7 @@ export const killIdleSandboxes = internalAction({
   returns: v.object({ killed: v.number(), failed: v.number(), extended: v.number(), more: v.boolean() }),
   handler: async (ctx, args): Promise<SweepResult> => {
     const c = getConfig();
+    if (sweepsIdleWithoutKey(c)) return { killed: 0, failed: 0, extended: 0, more: false };
     const self = internal.actions.killIdleSandboxes.killIdleSandboxes;
     const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweep, {});
     if (page.more && args.lane === undefined) {

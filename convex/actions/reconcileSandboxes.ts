@@ -3,7 +3,13 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
-import { killSandboxSafely, listTaggedSandboxes, mapWithConcurrency, probeSandbox } from "../lib/e2b.sdk";
+import {
+  killSandboxSafely,
+  listTaggedSandboxes,
+  mapWithConcurrency,
+  probeSandbox,
+  sweepsIdleWithoutKey,
+} from "../lib/e2b.sdk";
 
 /** Pages listed per invocation; a longer listing continues in a rescheduled invocation. */
 const MAX_PAGES_PER_PASS = 10;
@@ -46,6 +52,7 @@ export const reconcileSandboxes = internalAction({
       sandboxesGone: 0,
       more: false,
     };
+    if (sweepsIdleWithoutKey(c)) return r;
     let token = args.nextToken;
     let pages = 0;
     do {

@@ -2,8 +2,8 @@
 import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import { action } from "../_generated/server";
-import { checkCommand, requireOwner } from "../model/access";
+import { checkCommand } from "../model/access";
+import { ownerAction } from "../model/functions";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { commandOutput } from "../schema";
@@ -20,11 +20,11 @@ const result = v.object({
  * Runs a shell command in the caller's running sandbox (owner only) with a timeout, stores the
  * command record (exit code, duration, capped output) and counts as activity.
  */
-export const runCommand = action({
+export const runCommand = ownerAction({
   args: { sandboxRunId: v.string(), command: v.string(), timeoutMs: v.optional(v.number()) },
   returns: result,
   handler: async (ctx, args): Promise<typeof result.type> => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const c = getConfig();
     const timeoutMs = checkCommand(args.command, args.timeoutMs);
     const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } =

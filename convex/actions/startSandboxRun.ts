@@ -3,9 +3,10 @@ import { ConvexError, v } from "convex/values";
 import { fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import { action, type ActionCtx } from "../_generated/server";
+import { type ActionCtx, env } from "../_generated/server";
 import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../model/config";
-import { checkIdempotencyKey, checkTemplate, requireOwner } from "../model/access";
+import { checkIdempotencyKey, checkTemplate } from "../model/access";
+import { ownerAction } from "../model/functions";
 import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
 import type { KillOutcome } from "../model/status";
 import {
@@ -27,11 +28,11 @@ import {
  * A failure after step 2 kills the sandbox first and records second; if recording fails too,
  * the sweep finds the run (by id or by tag) and finishes the job.
  */
-export const startSandboxRun = action({
+export const startSandboxRun = ownerAction({
   args: { template: v.optional(v.string()), idempotencyKey: v.optional(v.string()) },
   returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
   handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const c = getConfig();
     const template = args.template ?? c.templates[0]!;
     checkTemplate(template);
@@ -181,5 +182,5 @@ async function bestEffort(fn: () => Promise<unknown>) {
 /** A log line for an unexpected error: its text capped, with the API key and token shapes masked. */
 function logMasked(what: string, err: unknown) {
   const raw = err instanceof Error ? err.message : String(err);
-  console.warn(`${what}: ${maskSecrets(raw.slice(0, 500), [process.env.E2B_API_KEY])}`);
+  console.warn(`${what}: ${maskSecrets(raw.slice(0, 500), [env.E2B_API_KEY])}`);
 }

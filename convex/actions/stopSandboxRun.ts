@@ -1,8 +1,7 @@
 "use node";
 import { v } from "convex/values";
 import { internal } from "../_generated/api";
-import { action } from "../_generated/server";
-import { requireOwner } from "../model/access";
+import { ownerAction } from "../model/functions";
 import { getConfig } from "../model/config";
 import { runStatus, type RunStatus } from "../model/status";
 import { killRunSandbox } from "../lib/e2b.sdk";
@@ -12,11 +11,11 @@ import { killRunSandbox } from "../lib/e2b.sdk";
  * claimed "stopping" (a kill is owed), the sandbox is killed, then the result recorded: only a
  * confirmed kill makes it "stopped"; a failed one leaves it "stopping" for the sweep.
  */
-export const stopSandboxRun = action({
+export const stopSandboxRun = ownerAction({
   args: { sandboxRunId: v.string() },
   returns: v.object({ status: runStatus }),
   handler: async (ctx, args): Promise<{ status: RunStatus }> => {
-    const ownerId = await requireOwner(ctx);
+    const ownerId = ctx.ownerId;
     const c = getConfig();
     const claim = await ctx.runMutation(internal.lifecycle.beginStop, {
       ownerId,

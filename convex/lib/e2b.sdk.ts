@@ -1,6 +1,7 @@
 // The one module that talks to E2B. It imports the e2b SDK (Node built-ins), so only "use node"
 // actions import it; the two dots in its name keep the Convex bundler from treating it as an
 // entry point of its own (a "use node" file may export only actions).
+import { env } from "../_generated/server";
 import {
   AuthenticationError,
   type CommandHandle,
@@ -95,9 +96,7 @@ export function classifyE2BError(err: unknown): E2BFailure {
 /** Unexpected failures are worth a log line: E2B's own words, masked, never stored. */
 function logged(err: unknown, failure: E2BFailure): E2BFailure {
   const raw = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  console.warn(
-    `E2B call failed (${failure.message}): ${maskSecrets(raw.slice(0, 500), [process.env.E2B_API_KEY])}`,
-  );
+  console.warn(`E2B call failed (${failure.message}): ${maskSecrets(raw.slice(0, 500), [env.E2B_API_KEY])}`);
   return failure;
 }
 
@@ -126,6 +125,24 @@ export function requireApiKey(c: Config): string {
   if (!c.e2bApiKey)
     throw fail("CONFIG_INVALID", "E2B_API_KEY: is required (npx convex env set E2B_API_KEY …)");
   return c.e2bApiKey;
+}
+
+let warnedNoApiKey = false;
+
+/**
+ * True while E2B_API_KEY is unset (a deployment pushed before its key was set): the sweeps then
+ * do nothing at all — no E2B call, no write, no kill recorded as owed — and say so once per
+ * process instead of failing every minute.
+ */
+export function sweepsIdleWithoutKey(c: Config): boolean {
+  if (c.e2bApiKey) return false;
+  if (!warnedNoApiKey) {
+    warnedNoApiKey = true;
+    console.warn(
+      "E2B_API_KEY is not set: the sweep and the reconciler do nothing until it is (npx convex env set E2B_API_KEY …)",
+    );
+  }
+  return true;
 }
 
 /**

@@ -22,7 +22,7 @@ export async function getOwnedRun(
 ): Promise<Doc<"sandboxRuns">> {
   const id =
     typeof runId === "string" && runId.length <= 64 ? ctx.db.normalizeId("sandboxRuns", runId) : null;
-  const run = id ? await ctx.db.get(id) : null;
+  const run = id ? await ctx.db.get("sandboxRuns", id) : null;
   if (!run || run.ownerId !== ownerId) throw fail("NOT_FOUND");
   return run;
 }

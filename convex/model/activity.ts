@@ -18,7 +18,7 @@ export async function heartbeat(
   const run = await getOwnedRun(ctx, ownerId, runId);
   const now = Date.now();
   if (run.status === "running" && now - run.lastActivityAt >= getConfig().heartbeatWriteIntervalMs) {
-    await ctx.db.patch(run._id, { lastActivityAt: now });
+    await ctx.db.patch("sandboxRuns", run._id, { lastActivityAt: now });
     return { status: run.status, lastActivityAt: now };
   }
   return { status: run.status, lastActivityAt: run.lastActivityAt };
@@ -32,7 +32,7 @@ export async function touchRun(ctx: MutationCtx, run: Run, sandboxExpiresAt?: nu
     patch.sandboxExpiresAt = sandboxExpiresAt;
     patch.renewAt = nextRenewAt(getConfig(), sandboxExpiresAt, now);
   }
-  await ctx.db.patch(run._id, patch);
+  await ctx.db.patch("sandboxRuns", run._id, patch);
 }
 
 export type StopClaim =

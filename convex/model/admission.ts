@@ -115,7 +115,7 @@ export async function admitStart(
     return refuse("RATE_LIMITED", "Sandbox creation is busy; retry shortly", waitMs - MAX_CREATE_WAIT_MS);
   }
   const nextSlotAt = slot + Math.ceil(1_000 / c.createsPerSecond);
-  if (throttle) await ctx.db.patch(throttle._id, { nextSlotAt });
+  if (throttle) await ctx.db.patch("createThrottle", throttle._id, { nextSlotAt });
   else await ctx.db.insert("createThrottle", { nextSlotAt, blockedUntil: 0 });
 
   const run = await insertBootingRun(ctx, { ...args, createSlotAt: slot });
@@ -127,5 +127,6 @@ export async function backOffCreates(ctx: MutationCtx, retryAfterMs: number) {
   const until = Date.now() + retryAfterMs;
   const throttle = await ctx.db.query("createThrottle").first();
   if (!throttle) await ctx.db.insert("createThrottle", { nextSlotAt: 0, blockedUntil: until });
-  else if (throttle.blockedUntil < until) await ctx.db.patch(throttle._id, { blockedUntil: until });
+  else if (throttle.blockedUntil < until)
+    await ctx.db.patch("createThrottle", throttle._id, { blockedUntil: until });
 }

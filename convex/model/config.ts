@@ -1,9 +1,16 @@
 import { z } from "zod";
+import { env } from "../_generated/server";
 import { fail } from "./errors";
 
 // Every knob this backend reads, validated once per distinct environment. Convex fixes a
 // deployment's env for the life of a process, so in production this parses exactly once;
 // tests that change env get a fresh parse.
+
+/**
+ * How often both sweeps run. The one source for convex/crons.ts and every lifetime derived from
+ * it: a cron's interval is fixed at deploy time, so this is code, not env.
+ */
+export const SWEEP_INTERVAL_MS = 60_000;
 
 /** Convex's limit on one document, and on one Node action's run time. */
 export const DOCUMENT_LIMIT_BYTES = 1024 * 1024;
@@ -63,7 +70,6 @@ const envSchema = z.object({
   SANDBOX_LIFETIME_SLACK_MS: ms("SANDBOX_LIFETIME_SLACK_MS", 2 * 60_000),
   // A list can lag an in-flight create: untracked sandboxes younger than this are spared.
   SANDBOX_RECONCILE_GRACE_MS: z.coerce.number().int().min(1_000).optional(),
-  SANDBOX_SWEEP_INTERVAL_MS: ms("SANDBOX_SWEEP_INTERVAL_MS", 60_000),
   SANDBOX_SWEEP_PAGE_SIZE: int("SANDBOX_SWEEP_PAGE_SIZE", 100, 1, 1_000),
   SANDBOX_KILL_CONCURRENCY: int("SANDBOX_KILL_CONCURRENCY", 16, 1, 256),
   SANDBOX_SWEEP_PARALLEL_PAGES: int("SANDBOX_SWEEP_PARALLEL_PAGES", 4, 1, 32),
@@ -134,7 +140,7 @@ export function namespaceFromUrl(url: string | undefined): string {
 
 export function getConfig(): Config {
   const raw: Record<string, string | undefined> = {};
-  for (const k of KEYS) raw[k] = process.env[k] === "" ? undefined : process.env[k];
+  for (const k of KEYS) raw[k] = env[k] === "" ? undefined : env[k];
   const key = JSON.stringify(raw);
   if (cached?.key === key) return cached.config;
 
@@ -168,7 +174,7 @@ export function getConfig(): Config {
     maxLifetimeMs: e.SANDBOX_MAX_LIFETIME_MS,
     lifetimeSlackMs: e.SANDBOX_LIFETIME_SLACK_MS,
     reconcileGraceMs: Math.max(e.SANDBOX_RECONCILE_GRACE_MS ?? 0, e.SANDBOX_BOOT_TIMEOUT_MS),
-    sweepIntervalMs: e.SANDBOX_SWEEP_INTERVAL_MS,
+    sweepIntervalMs: SWEEP_INTERVAL_MS,
     sweepPageSize: e.SANDBOX_SWEEP_PAGE_SIZE,
     killConcurrency: e.SANDBOX_KILL_CONCURRENCY,
     sweepParallelPages: e.SANDBOX_SWEEP_PARALLEL_PAGES,

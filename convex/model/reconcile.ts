@@ -24,7 +24,7 @@ export async function findOrphans(
   for (const s of listed) {
     const tag = s.runIdTag !== undefined ? { taggedRunId: s.runIdTag } : {};
     const runId = s.runIdTag !== undefined ? ctx.db.normalizeId("sandboxRuns", s.runIdTag) : null;
-    const run = runId ? await ctx.db.get(runId) : null;
+    const run = runId ? await ctx.db.get("sandboxRuns", runId) : null;
     if (!run) orphans.push({ sandboxId: s.sandboxId, ...tag, reason: "run_missing" });
     else if (isTerminal(run.status))
       orphans.push({ sandboxId: s.sandboxId, runId: run._id, ...tag, reason: "run_ended" });
@@ -38,7 +38,7 @@ export async function findOrphans(
 /** Each reconcile kill is recorded on its run, or as an orphan record when no run exists. */
 export async function recordOrphanKills(ctx: MutationCtx, results: (Orphan & { kill: KillOutcome })[]) {
   for (const r of results) {
-    const run = r.runId ? await ctx.db.get(r.runId) : null;
+    const run = r.runId ? await ctx.db.get("sandboxRuns", r.runId) : null;
     if (run) {
       await logEvent(ctx, run, {
         kind: "reconcile_kill",

@@ -20,8 +20,11 @@ export async function purgeExpired(
   const cutoff = Date.now() - getConfig().retentionMs;
   let left = budget;
 
-  const deleteAll = async (ids: Id<"runEvents" | "commands" | "orphanSandboxes">[]) => {
-    for (const id of ids) await ctx.db.delete(id);
+  const deleteAll = async <T extends "runEvents" | "commands" | "orphanSandboxes">(
+    table: T,
+    ids: Id<T>[],
+  ) => {
+    for (const id of ids) await ctx.db.delete(table, id);
     left -= ids.length;
   };
 
@@ -39,7 +42,10 @@ export async function purgeExpired(
           .query("runEvents")
           .withIndex("by_runId_and_at", (q) => q.eq("runId", run._id))
           .take(left);
-        await deleteAll(events.map((e) => e._id));
+        await deleteAll(
+          "runEvents",
+          events.map((e) => e._id),
+        );
         const commands =
           left > 0
             ? await ctx.db
@@ -47,9 +53,12 @@ export async function purgeExpired(
                 .withIndex("by_runId_and_startedAt", (q) => q.eq("runId", run._id))
                 .take(left)
             : [];
-        await deleteAll(commands.map((c) => c._id));
+        await deleteAll(
+          "commands",
+          commands.map((c) => c._id),
+        );
         if (left <= 0) break; // dependents may remain: the run goes in a later batch
-        await ctx.db.delete(run._id);
+        await ctx.db.delete("sandboxRuns", run._id);
         left -= 1;
       }
     }
@@ -59,7 +68,10 @@ export async function purgeExpired(
       .query("orphanSandboxes")
       .withIndex("by_at", (q) => q.lt("at", cutoff))
       .take(left);
-    await deleteAll(orphans.map((o) => o._id));
+    await deleteAll(
+      "orphanSandboxes",
+      orphans.map((o) => o._id),
+    );
   }
   if (left > 0) left -= await purgeWebhookEvents(ctx, cutoff, left);
   if (left > 0) {
@@ -67,7 +79,10 @@ export async function purgeExpired(
       .query("runEvents")
       .withIndex("by_kind_and_at", (q) => q.eq("kind", "quota_refused").lt("at", cutoff))
       .take(left);
-    await deleteAll(refusals.map((e) => e._id));
+    await deleteAll(
+      "runEvents",
+      refusals.map((e) => e._id),
+    );
   }
   return { deleted: budget - left, more: left <= 0 };
 }

@@ -38,7 +38,7 @@ export async function transition(
   patch: Partial<Run>,
   event: Omit<EventInput, "kind" | "from" | "to"> = {},
 ): Promise<Run | null> {
-  const run = await ctx.db.get(runId);
+  const run = await ctx.db.get("sandboxRuns", runId);
   if (!run || !expected.includes(run.status) || !canTransition(run.status, to)) return null;
   const now = Date.now();
   const full: Partial<Run> = { ...patch, status: to };
@@ -46,7 +46,7 @@ export async function transition(
     // Terminal runs keep deadlineAt = endedAt so retention can find them by index.
     Object.assign(full, { endedAt: now, deadlineAt: now, renewAt: undefined });
   }
-  await ctx.db.patch(runId, full);
+  await ctx.db.patch("sandboxRuns", runId, full);
   await logEvent(ctx, run, { kind: "transition", from: run.status, to, ...event });
   return { ...run, ...full } as Run;
 }
@@ -96,7 +96,7 @@ export async function insertBootingRun(
     { _id: id, ownerId: args.ownerId },
     { kind: "transition", to: "booting", reason: "start" },
   );
-  return (await ctx.db.get(id))!;
+  return (await ctx.db.get("sandboxRuns", id))!;
 }
 
 /**
@@ -108,12 +108,12 @@ export async function recordSandboxId(
   ctx: MutationCtx,
   args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
 ): Promise<{ wanted: boolean }> {
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || isTerminal(run.status)) return { wanted: false };
   if (run.sandboxId !== undefined)
     return { wanted: run.sandboxId === args.sandboxId && run.status === "booting" };
   if (run.status !== "booting" && run.status !== "stopping") return { wanted: false };
-  await ctx.db.patch(run._id, {
+  await ctx.db.patch("sandboxRuns", run._id, {
     sandboxId: args.sandboxId,
     sandboxExpiresAt: args.sandboxExpiresAt,
     ...(run.status === "stopping" ? { deadlineAt: Date.now() } : {}),
@@ -128,7 +128,7 @@ export async function markRunning(
   args: { runId: Id<"sandboxRuns">; sandboxId: string; sandboxExpiresAt: number },
 ): Promise<boolean> {
   const c = getConfig();
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId) return false;
   const now = Date.now();
   const moved = await transition(ctx, run._id, ["booting"], "running", {
@@ -175,7 +175,7 @@ export async function settleKill(
   },
 ): Promise<RunStatus | null> {
   const c = getConfig();
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || isTerminal(run.status)) return null;
   const now = Date.now();
   const reason = run.endReason ?? args.reason;
@@ -220,7 +220,7 @@ export async function settleKill(
     ...(error !== undefined ? { error } : {}),
   };
   if (run.status === "stopping") {
-    await ctx.db.patch(run._id, owed);
+    await ctx.db.patch("sandboxRuns", run._id, owed);
     return "stopping";
   }
   const moved = await transition(ctx, run._id, [run.status], "stopping", owed, { reason });
@@ -233,7 +233,7 @@ export async function settleKill(
  */
 export async function claimForKill(ctx: MutationCtx, run: Run, reason: EndReason | null, leaseUntil: number) {
   if (run.status === "stopping") {
-    await ctx.db.patch(run._id, { deadlineAt: leaseUntil });
+    await ctx.db.patch("sandboxRuns", run._id, { deadlineAt: leaseUntil });
     return true;
   }
   if (reason === null) return false;
@@ -260,11 +260,11 @@ export async function settleExtend(
   },
 ) {
   const c = getConfig();
-  const run = await ctx.db.get(args.runId);
+  const run = await ctx.db.get("sandboxRuns", args.runId);
   if (!run || run.sandboxId !== args.sandboxId || run.status !== "running") return;
   const now = Date.now();
   if (args.outcome === "extended") {
-    await ctx.db.patch(run._id, {
+    await ctx.db.patch("sandboxRuns", run._id, {
       sandboxExpiresAt: args.expiresAt,
       renewAt: nextRenewAt(c, args.expiresAt, now),
     });
@@ -277,7 +277,7 @@ export async function settleExtend(
     await endRunSandboxGone(ctx, run._id, args.sandboxId);
   } else {
     // Due again at the next sweep, whenever it runs.
-    await ctx.db.patch(run._id, { renewAt: now + Math.floor(c.sweepIntervalMs / 2) });
+    await ctx.db.patch("sandboxRuns", run._id, { renewAt: now + Math.floor(c.sweepIntervalMs / 2) });
     await logEvent(ctx, run, {
       kind: "extend",
       sandboxId: args.sandboxId,
@@ -288,7 +288,7 @@ export async function settleExtend(
 
 /** E2B expired or killed the sandbox on its own: the run is over, not "running" with nothing behind it. */
 export async function endRunSandboxGone(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
-  const run = await ctx.db.get(runId);
+  const run = await ctx.db.get("sandboxRuns", runId);
   if (!run || run.sandboxId !== sandboxId) return;
   await transition(
     ctx,

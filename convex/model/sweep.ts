@@ -86,7 +86,7 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
     const current = run.sandboxExpiresAt ?? 0;
     // Only activity worth at least a sweep interval of lifetime buys an E2B call.
     if (target - current >= c.sweepIntervalMs && target > now) {
-      await ctx.db.patch(run._id, { renewAt: lease });
+      await ctx.db.patch("sandboxRuns", run._id, { renewAt: lease });
       extendsOut.push({
         runId: run._id,
         sandboxId: run.sandboxId,
@@ -94,7 +94,7 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
         expiresAt: target,
       });
     } else {
-      await ctx.db.patch(run._id, { renewAt: nextRenewAt(c, current, now) });
+      await ctx.db.patch("sandboxRuns", run._id, { renewAt: nextRenewAt(c, current, now) });
     }
   }
   return { kills, extends: extendsOut, more: left <= 0 };

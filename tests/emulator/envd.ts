@@ -317,17 +317,20 @@ export async function startEmulatorWithEnvd(
   opts: E2BEmulatorOptions & { envd?: Omit<EnvdOptions, "lookup"> } = {},
 ): Promise<E2BEmulator & { envd: EnvdHandler }> {
   const { envd, ...emuOpts } = opts;
-  let emu: E2BEmulator | undefined;
+  // The handler needs the emulator and the emulator needs the handler: the lookup reads it late.
+  const started: { emu?: E2BEmulator } = {};
   const handler = createEnvdHandler({
     ...envd,
     lookup: (id) => {
+      const emu = started.emu;
       if (!emu || !emu.envdReachable(id)) return undefined;
       const s = emu.get(id);
       if (!s || s.state !== "running") return undefined;
       return { envdAccessToken: s.envdAccessToken, envVars: s.envVars };
     },
   });
-  emu = await E2BEmulator.start({ ...emuOpts, envdHandler: handler });
+  const emu = await E2BEmulator.start({ ...emuOpts, envdHandler: handler });
+  started.emu = emu;
   const stop = emu.stop.bind(emu);
   emu.stop = async () => {
     handler.dispose();
