@@ -1,6 +1,6 @@
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
-import { httpAction } from "./_generated/server";
+import { env, httpAction } from "./_generated/server";
 import {
   isForThisNamespace,
   MAX_WEBHOOK_BODY_BYTES,
@@ -54,7 +54,7 @@ http.route({
   handler: httpAction(async (ctx, request) => {
     const raw = await readCapped(request, MAX_WEBHOOK_BODY_BYTES);
     if (raw === null) return answer(413, { error: `body over ${MAX_WEBHOOK_BODY_BYTES} bytes` });
-    const signed = await verifyDelivery(process.env.E2B_WEBHOOK_SECRET, raw, {
+    const signed = await verifyDelivery(env.E2B_WEBHOOK_SECRET, raw, {
       signature: request.headers.get("e2b-signature"),
       version: request.headers.get("e2b-signature-version"),
     });

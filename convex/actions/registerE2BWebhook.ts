@@ -1,6 +1,6 @@
 "use node";
 import { v } from "convex/values";
-import { internalAction } from "../_generated/server";
+import { env, internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
 import { fail } from "../model/errors";
 import { LIFECYCLE_EVENT_TYPES, WEBHOOK_PATH } from "../model/webhooks";
@@ -16,13 +16,13 @@ export const registerE2BWebhook = internalAction({
   }),
   handler: async () => {
     const c = getConfig();
-    const secret = process.env.E2B_WEBHOOK_SECRET;
+    const secret = env.E2B_WEBHOOK_SECRET;
     if (!secret)
       throw fail(
         "CONFIG_INVALID",
         "E2B_WEBHOOK_SECRET: is required (npx convex env set E2B_WEBHOOK_SECRET …)",
       );
-    const site = process.env.CONVEX_SITE_URL;
+    const site = env.CONVEX_SITE_URL;
     if (!site) throw fail("CONFIG_INVALID", "CONVEX_SITE_URL: is not set by this deployment");
     const url = `${site.replace(/\/+$/, "")}${WEBHOOK_PATH}`;
     const r = await upsertLifecycleWebhook(c, {

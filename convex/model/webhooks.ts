@@ -158,7 +158,7 @@ export async function handleLifecycleEvent(ctx: MutationCtx, e: LifecycleEvent):
     .first();
   if (seen) return "duplicate";
   const runId = e.runIdTag !== undefined ? ctx.db.normalizeId("sandboxRuns", e.runIdTag) : null;
-  const run = runId ? await ctx.db.get(runId) : null;
+  const run = runId ? await ctx.db.get("sandboxRuns", runId) : null;
   let outcome: string;
   if (e.type === "sandbox.lifecycle.created") outcome = await onCreated(ctx, e, run);
   else if (e.type === "sandbox.lifecycle.killed") outcome = await onKilled(ctx, e, run);
@@ -263,6 +263,6 @@ export async function purgeWebhookEvents(ctx: MutationCtx, cutoff: number, budge
     .query("webhookEvents")
     .withIndex("by_at", (q) => q.lt("at", cutoff))
     .take(budget);
-  for (const e of old) await ctx.db.delete(e._id);
+  for (const e of old) await ctx.db.delete("webhookEvents", e._id);
   return old.length;
 }
