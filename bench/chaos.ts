@@ -17,7 +17,8 @@ import type { WorkloadResult } from "./lib/chaosDriver";
 import type { Latency } from "./lib/chaosMetrics";
 import { oursEnv } from "./lib/chaosOurs";
 import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
-import { type ChaosOptions, type StrategyName, T0, WEBHOOK_LATENCY_MS } from "./lib/chaosWorker";
+import { type ChaosOptions, type ChaosStrategy, T0, WEBHOOK_LATENCY_MS } from "./lib/chaosWorker";
+import { CHAOS_PAUSED_RETENTION_MS } from "./lib/chaosOurs";
 
 // ------------------------------------------------------------------ options
 const argv = process.argv.slice(2);
@@ -69,7 +70,7 @@ const realDate = new Date().toISOString();
 // ------------------------------------------------------------------ run: both strategies at once, one worker thread each
 const wallStart = performance.now();
 let warnings = 0;
-function runStrategy(strategy: StrategyName): Promise<WorkloadResult> {
+function runStrategy(strategy: ChaosStrategy): Promise<WorkloadResult> {
   process.stderr.write(`${strategy}: ${O.runs} starts …\n`);
   return new Promise((resolve, reject) => {
     // Worker threads do not inherit tsx's loader: register it in the worker, then load the module.
@@ -90,11 +91,21 @@ function runStrategy(strategy: StrategyName): Promise<WorkloadResult> {
     );
   });
 }
-const results = await Promise.all([runStrategy("ours"), runStrategy("oursWebhooks"), runStrategy("seed")]);
+const results = await Promise.all([
+  runStrategy("ours"),
+  runStrategy("ours-pause"),
+  runStrategy("ours-webhooks"),
+  runStrategy("seed"),
+]);
 const totalWallS = (performance.now() - wallStart) / 1000;
 
 // ------------------------------------------------------------------ report
-const [ours, oursHooks, seed] = results as [WorkloadResult, WorkloadResult, WorkloadResult];
+const [ours, oursPause, oursHooks, seed] = results as [
+  WorkloadResult,
+  WorkloadResult,
+  WorkloadResult,
+  WorkloadResult,
+];
 const n = (x: number, d = 0) =>
   Number.isFinite(x)
     ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })
@@ -160,14 +171,99 @@ const goals: [string, string, string, boolean][] = [
     ours.drained,
   ],
 ];
+// The pause policy, side by side with the kill policy under the same plan.
+const PAUSE_AFTER_IDLE_S = 300; // SANDBOX_PAUSE_AFTER_IDLE_MS default
+const SWEEP_S = 60;
+const pauseGoals: [string, string, string, boolean][] = [
+  [
+    "pause policy: sandboxes alive (running or paused) with no live run after drain",
+    "0",
+    String(oursPause.orphans.aliveOrphansAtEnd),
+    oursPause.orphans.aliveOrphansAtEnd === 0,
+  ],
+  [
+    "pause policy: runs left non-terminal",
+    "0",
+    String(oursPause.orphans.nonTerminalRuns),
+    oursPause.orphans.nonTerminalRuns === 0,
+  ],
+  [
+    "pause policy: paused sandboxes alive past retention + one sweep",
+    "0",
+    String(oursPause.pause.pausedPastRetention),
+    oursPause.pause.pausedPastRetention === 0,
+  ],
+  [
+    "pause policy: runs terminal while their sandbox lived",
+    "0",
+    String(oursPause.pause.terminalWhileLived),
+    oursPause.pause.terminalWhileLived === 0,
+  ],
+  [
+    "pause policy: idle compute s per idle period",
+    `≤ ${PAUSE_AFTER_IDLE_S + SWEEP_S} (pause after idle + one sweep); kill policy: ${n(ours.pause.idleComputePerPeriodS, 1)}`,
+    n(oursPause.pause.idleComputePerPeriodS, 1),
+    oursPause.pause.idleComputePerPeriodS <= PAUSE_AFTER_IDLE_S + SWEEP_S,
+  ],
+  [
+    "pause policy: workload drained",
+    `within ${O.drainBoundMs / 60_000} min of the last start`,
+    oursPause.drained ? `after ${n(oursPause.drainedAfterLastStartS, 0)} s` : "NO",
+    oursPause.drained,
+  ],
+];
+goals.push(...pauseGoals);
+const pauseTable = table(
+  [
+    "strategy",
+    "idle periods",
+    "compute sandbox-s while the user was idle",
+    "… per idle period (p99 / max)",
+    "paused sandbox-hours",
+    "pauses / resumes",
+    "resume latency p50 / p95 (wall ms)",
+    "paused past retention + one sweep",
+    "runs terminal while their sandbox lived",
+    "leaked (running or paused) after drain",
+    "meter mismatches",
+  ],
+  results.map((r) => [
+    r.strategy,
+    r.pause.idlePeriods,
+    n(r.pause.idleComputeS, 0),
+    `${n(r.pause.idleComputePerPeriodS, 1)} (${n(r.pause.idleComputeP99S, 0)} / ${n(r.pause.idleComputeMaxS, 0)})`,
+    n(r.pause.pausedSandboxHours, 1),
+    `${r.pause.pauses} / ${r.pause.resumes}`,
+    r.pause.resumes ? `${n(r.pause.resumeP50Ms, 0)} / ${n(r.pause.resumeP95Ms, 0)}` : "—",
+    r.pause.pausedPastRetention,
+    r.pause.terminalWhileLived,
+    r.orphans.aliveOrphansAtEnd,
+    r.pause.meterMismatches,
+  ]),
+);
+
 const goalTable = table(
-  ["goal (ours)", "target", "ours", "met"],
+  ['goal (ours; "pause policy" rows: ours under SANDBOX_IDLE_ACTION=pause)', "target", "measured", "met"],
   goals.map(([g, tgt, v, ok]) => [g, tgt, v, ok ? "yes" : "**NO**"]),
 );
 
 const faultTable = table(
-  ["fault (rate each " + O.faultRate + ")", "planned", ...results.map((r) => `injected: ${r.strategy}`)],
-  ALL_FAULTS.map((k) => [k, ours.planned[k], ...results.map((r) => r.injected[k])]),
+  [
+    "fault (rate each " + O.faultRate + ")",
+    "planned",
+    "injected: ours (kill)",
+    "injected: ours (pause)",
+    "injected: ours + webhooks",
+    "injected: seed",
+  ],
+  ALL_FAULTS.map((k) => [
+    k,
+    Math.max(ours.planned[k], oursPause.planned[k]),
+    ours.injected[k],
+    oursPause.injected[k],
+    oursHooks.injected[k],
+    seed.injected[k],
+  ]),
 );
 
 const fmtCounts = (m: Record<string, number>) =>
@@ -178,46 +274,44 @@ const fmtCounts = (m: Record<string, number>) =>
 /** Timeouts on calls that carried no timeout fault: every one but a kill's, and kills beyond the injected ones. */
 const unplannedTimeouts = (r: WorkloadResult) =>
   Object.entries(r.clientTimeouts).reduce(
-    (sum, [ep, v]) => sum + (ep === "kill" ? Math.max(0, v - r.injected.killTimeout) : v),
+    (sum, [ep, v]) =>
+      sum +
+      (ep === "kill"
+        ? Math.max(0, v - r.injected.killTimeout)
+        : ep === "pause"
+          ? Math.max(0, v - r.injected.pauseTimeout)
+          : ep === "connect"
+            ? Math.max(0, v - r.injected.resumeTimeout)
+            : v),
     0,
   );
 
-const eachResult = (f: (r: WorkloadResult) => string | number) => results.map(f);
+const row = (label: string, f: (r: WorkloadResult) => string | number) => [label, ...results.map(f)];
 const ctx = table(
   ["", ...results.map((r) => r.strategy)],
   [
-    ["starts ok / failed", ...eachResult((r) => `${r.startsOk} / ${r.startsFailed}`)],
-    [
-      "heartbeats / user stops / sweep ticks",
-      ...eachResult((r) => `${r.heartbeats} / ${r.stopsIssued} / ${r.sweeps}`),
-    ],
-    ["sandboxes created", ...eachResult((r) => r.orphans.sandboxes)],
-    ["sandbox-seconds in total", ...eachResult((r) => n(r.orphans.sandboxSeconds, 0))],
-    ["orphaned sandboxes (any length)", ...eachResult((r) => r.orphans.orphans)],
-    ["sandboxes alive at the end (any)", ...eachResult((r) => r.orphans.aliveAtEnd)],
-    [
+    row("starts ok / failed", (r) => `${r.startsOk} / ${r.startsFailed}`),
+    row("heartbeats / user stops / sweep ticks", (r) => `${r.heartbeats} / ${r.stopsIssued} / ${r.sweeps}`),
+    row("sandboxes created", (r) => r.orphans.sandboxes),
+    row("sandbox-seconds in total", (r) => n(r.orphans.sandboxSeconds, 0)),
+    row("orphaned sandboxes (any length)", (r) => r.orphans.orphans),
+    row("sandboxes alive at the end (any)", (r) => r.orphans.aliveAtEnd),
+    row(
       "simulated span: last start / end",
-      ...eachResult((r) => `${n((r.lastStartAt - T0) / 1000)} s / ${n((r.endAt - T0) / 1000)} s`),
-    ],
-    [
-      "drained after the last start",
-      ...eachResult((r) => (r.drained ? `${n(r.drainedAfterLastStartS)} s` : "no")),
-    ],
-    [
-      "E2B calls by endpoint",
-      ...eachResult((r) =>
-        Object.entries(r.e2bCallsByEndpoint)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(", "),
-      ),
-    ],
-    ["create faults left queued (start never reached create)", ...eachResult((r) => r.staleCreateFaults)],
-    ["client-side request timeouts, by endpoint", ...eachResult((r) => fmtCounts(r.clientTimeouts))],
-    ["… of which not injected (a busy event loop)", ...eachResult(unplannedTimeouts)],
-    ...[...new Set(results.flatMap((r) => Object.keys(r.extra)))].map((k) => [
-      k,
-      ...eachResult((r) => String(r.extra[k] ?? "—")),
-    ]),
+      (r) => `${n((r.lastStartAt - T0) / 1000)} s / ${n((r.endAt - T0) / 1000)} s`,
+    ),
+    row("drained after the last start", (r) => (r.drained ? `${n(r.drainedAfterLastStartS)} s` : "no")),
+    row("E2B calls by endpoint", (r) =>
+      Object.entries(r.e2bCallsByEndpoint)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    ),
+    row("create faults left queued (start never reached create)", (r) => r.staleCreateFaults),
+    row("client-side request timeouts, by endpoint", (r) => fmtCounts(r.clientTimeouts)),
+    row("… of which not injected (a busy event loop)", unplannedTimeouts),
+    ...[...new Set(results.flatMap((r) => Object.keys(r.extra)))].map((k) =>
+      row(k, (r) => String(r.extra[k] ?? "—")),
+    ),
   ],
 );
 
@@ -306,6 +400,11 @@ ${main}
 
 ${goalTable}
 
+**Pause vs kill, side by side** (same plan; idle = the simulated user's idle spans; compute from the emulator's
+lifecycle events — created, paused, resumed, killed — checked against its per-sandbox meter):
+
+${pauseTable}
+
 ${knowingTable}
 
 ${hookGoalTable}
@@ -317,16 +416,32 @@ ${ctx}
 
 const HOW_TO_READ = `## How to read it
 
-- **What runs**: \`npm run bench:chaos\` replays one seeded plan against two strategies in one process, each in its own
+- **What runs**: \`npm run bench:chaos\` replays one seeded plan against three strategies in one process, each in its own
   worker thread (own event loop, own simulated clock, own env) with its own local E2B emulator; nothing reaches E2B's cloud
   or a Convex deployment. (a) **ours**: the real functions of \`convex/\` in-process (convex-test, the module map of
   \`scripts/lib/inProcess.ts\` with memoized loaders) and the real \`e2b\` SDK over HTTP; both crons
-  (killIdleSandboxes, then reconcileSandboxes) every simulated minute with their self-scheduled continuations drained.
+  (killIdleSandboxes, pauseIdleSandboxes, then reconcileSandboxes) every simulated minute with their self-scheduled
+  continuations drained — once with \`SANDBOX_IDLE_ACTION=kill\` ("ours (kill)", production's default) and once with
+  \`SANDBOX_IDLE_ACTION=pause\` ("ours (pause)"); both with \`SANDBOX_PAUSED_RETENTION_MS=${CHAOS_PAUSED_RETENTION_MS}\` so paused
+  runs end within the drain bound (production default: 24 h).
   (b) **seed**: the seed system re-enacted from /work/shared/seed (bench/lib/chaosSeedStrategy.ts): record → create → one
   update (sandboxId + running); failure path records "failed" then kills; kill = connect + kill, every error = gone;
   sweep cancels stuck-booting runs without a kill and kills idle runs; no tags, no reconciler. Same real SDK.
 - **Workload per run**: 40 % idle after the start, 35 % active 1–30 min, 5 % active 50–75 min (past the 1 h max lifetime),
-  20 % press stop after 5 s–15 min. A start that failed is not touched again by its user.
+  20 % press stop after 5 s–15 min. 40 % of the users who did not press stop come back after 2–45 idle minutes
+  (ours: \`resumeSandboxRun\`; seed: a heartbeat), stay active 1–10 min, then leave for good. A start that failed is
+  not touched again by its user.
+- **Pause columns**: *compute sandbox-s while the user was idle* = running (not paused) sandbox time inside the user's
+  idle spans, per sandbox from the emulator's lifecycle events (running from created or resumed until paused or
+  killed; "meter mismatches" counts sandboxes whose total disagrees with the emulator's \`runningMs\` meter: 0); *per idle period* divides it by the number of idle spans of started runs (goal for the pause policy:
+  ≤ pause-after-idle 300 s + one 60 s sweep; the kill policy's idle timeout is 600 s). *Resume latency* is the wall time
+  of \`resumeSandboxRun\` calls that reached E2B (the emulator adds no resume delay: E2B's ~1 s is not modelled).
+  *Paused past retention + one sweep* counts paused spans longer than ${CHAOS_PAUSED_RETENTION_MS / 60_000} + 1 min. *Runs terminal while
+  their sandbox lived*: a run ended (stopped/failed) before the sandbox it recorded died.
+- **Pause/resume faults** (pause500, pauseTimeout, pauseResponseLost, resume500, resumeTimeout, resumeResponseLost) are
+  queued like kill500 on the next pause / connect call, only on ours' emulators (the seed's kill calls connect); the kill
+  policy never pauses, so they never fire there. A timeout answers (and acts) 20 ms after the client's deadline; a lost
+  response acts, then drops the connection.
 - **Orphan**: a sandbox alive while no non-terminal run owns it. A run owns a sandbox when it records its id, or — for a
   strategy whose own code can find sandboxes by tag (ours: \`convexRunId\`) — when it records no id yet and the sandbox
   carries its tag. The seed tags nothing, so a sandbox whose id it never stored is an orphan from birth. Lifetimes come
@@ -413,6 +528,7 @@ console.log(
 );
 console.log(main + "\n");
 console.log(goalTable + "\n");
+console.log(pauseTable + "\n");
 console.log(knowingTable + "\n");
 console.log(hookGoalTable + "\n");
 console.log(faultTable + "\n");

@@ -11,6 +11,15 @@ crons.interval("killIdleSandboxes", every, internal.actions.killIdleSandboxes.ki
 // never delays the per-run sweep.
 crons.interval("reconcileSandboxes", every, internal.actions.reconcileSandboxes.reconcileSandboxes, {});
 
+// Pauses idle runs under the pause policy and kills runs paused past their retention; its own
+// cron so that the kill sweep's pages are never spent on pauses (SANDBOX_SWEEP_INTERVAL_MS too).
+crons.interval(
+  "pauseIdleSandboxes",
+  { minutes: 1 },
+  internal.actions.pauseIdleSandboxes.pauseIdleSandboxes,
+  {},
+);
+
 // Deletes finished runs (and their events and commands) past SANDBOX_RETENTION_DAYS.
 crons.daily("purgeOldRuns", { hourUTC: 3, minuteUTC: 17 }, internal.retention.purgeOldRuns, {});
 

@@ -12,11 +12,16 @@ import {
   settleExtend,
   settleKill,
 } from "./model/runs";
-import { endReason, killOutcome, runStatus } from "./model/status";
+import { endReason, idleAction, killOutcome, runStatus } from "./model/status";
 import { claimSweepPage } from "./model/sweep";
 
 export const createRun = internalMutation({
-  args: { ownerId: v.string(), template: v.string(), idempotencyKey: v.optional(v.string()) },
+  args: {
+    ownerId: v.string(),
+    template: v.string(),
+    idempotencyKey: v.optional(v.string()),
+    onIdle: v.optional(idleAction),
+  },
   returns: admissionResult,
   handler: async (ctx, args) => {
     const a = await admitStart(ctx, args);
@@ -70,7 +75,8 @@ export const recordStartRefusal = internalMutation({
   },
 });
 
-const killResult = v.object({
+/** A kill's result as recorded (also by the pause lane, convex/pauses.ts). */
+export const killResult = v.object({
   runId: v.id("sandboxRuns"),
   sandboxId: v.optional(v.string()),
   reason: v.optional(endReason),

@@ -1,6 +1,6 @@
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
-import { endReason, killOutcome, runStatus } from "./model/status";
+import { endReason, idleAction, killOutcome, runStatus } from "./model/status";
 
 export const commandStatus = v.union(
   v.literal("running"),
@@ -31,6 +31,8 @@ export const eventKind = v.union(
   v.literal("reconcile_kill"),
   v.literal("quota_refused"),
   v.literal("command"),
+  v.literal("pause"),
+  v.literal("resume"),
 );
 
 /** An event's fields besides its owner (what its owner may read). */
@@ -82,10 +84,21 @@ export default defineSchema({
     error: v.optional(v.string()),
     killAttempts: v.number(),
     lastKillError: v.optional(v.string()),
+    // What an idle run gets: killed (absent = "kill", runs from before the pause policy) or paused.
+    onIdle: v.optional(idleAction),
+    // Set when a pause is first asked: from then on E2B may hold a snapshot, which only a kill removes.
+    everPaused: v.optional(v.boolean()),
+    pausedAt: v.optional(v.number()), // ms, when E2B confirmed the last pause
+    // Max lifetime counts running time only: what was left of it when the run paused (ms).
+    lifetimeLeftMs: v.optional(v.number()),
+    pauseAttempts: v.optional(v.number()), // unanswered pause/resume checks, for back-off
+    // A stop that landed while a resume may be in flight: no kill before this (ms).
+    killNotBeforeAt: v.optional(v.number()),
   })
     .index("by_status_and_deadlineAt", ["status", "deadlineAt"])
     .index("by_status_and_lastActivityAt", ["status", "lastActivityAt"])
     .index("by_status_and_renewAt", ["status", "renewAt"])
+    .index("by_status_and_onIdle_and_lastActivityAt", ["status", "onIdle", "lastActivityAt"])
     .index("by_ownerId_and_createdAt", ["ownerId", "createdAt"])
     .index("by_ownerId_and_endedAt", ["ownerId", "endedAt"])
     .index("by_ownerId_and_idempotencyKey", ["ownerId", "idempotencyKey"]),

@@ -2,7 +2,12 @@
 // stops and cron sweeps, replayed identically against each strategy. It injects the E2B-side
 // faults (on the strategy's own emulator); the strategy injects its database-side faults.
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import type { E2BEmulator, EmulatedSandbox, FaultSpec } from "../../tests/emulator/e2bEmulator";
+import type {
+  E2BEmulator,
+  EmulatedSandbox,
+  FaultSpec,
+  LifecycleEvent,
+} from "../../tests/emulator/e2bEmulator";
 import {
   ALL_FAULTS,
   type BackgroundFault,
@@ -19,6 +24,7 @@ import {
   type RunFinal,
   type SandboxLife,
 } from "./chaosMetrics";
+import { meterSandboxes, pauseReport, type PauseReport, returnAt } from "./chaosPauseMetrics";
 
 export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
 
@@ -33,6 +39,11 @@ export interface Strategy {
   /** The user's page pings; "done" when the run is no longer live (the page stops pinging). */
   heartbeat(p: StartPlan, runId: string): Promise<"continue" | "done">;
   stop(p: StartPlan, runId: string): Promise<void>;
+  /**
+   * The user comes back to an idle run (resumeSandboxRun for ours; absent: a heartbeat).
+   * `resumed` when E2B was asked to resume it, with the call's wall time.
+   */
+  resume?(p: StartPlan, runId: string): Promise<{ live: boolean; resumed: boolean; wallMs: number }>;
   /** One cron tick: every sweep the strategy has, with its continuations drained. */
   sweep(): Promise<void>;
   /** Every run terminal? */
@@ -60,6 +71,8 @@ export type DriverOptions = {
   requestTimeoutMs: number;
   /** give up this long after the last start if the workload has not drained */
   drainBoundMs: number;
+  /** the pausing strategy's SANDBOX_PAUSED_RETENTION_MS, for the "paused past retention" count */
+  pausedRetentionMs: number;
   progress?: (msg: string) => void;
 };
 
@@ -85,6 +98,7 @@ export type WorkloadResult = {
   /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
   clientTimeouts: Record<string, number>;
   orphans: OrphanReport;
+  pause: PauseReport;
   /** lost create responses and E2B-side deaths: how soon the backend knew (simulated s) */
   knowing: KnowingReport;
   extra: Record<string, number | string>;
@@ -109,14 +123,47 @@ const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
 function backgroundFault(
   b: BackgroundFault,
   requestTimeoutMs: number,
-): { endpoint: "kill" | "list"; spec: FaultSpec } {
-  if (b === "kill500") return { endpoint: "kill", spec: { status: 500, message: "chaos: internal error" } };
-  if (b === "killTimeout") return { endpoint: "kill", spec: { delayMs: requestTimeoutMs + 20 } };
-  return { endpoint: "list", spec: { status: 500, message: "chaos: internal error" } };
+): { endpoint: "kill" | "list" | "pause" | "connect"; spec: FaultSpec } {
+  const err = { status: 500, message: "chaos: internal error" };
+  const late = { delayMs: requestTimeoutMs + 20 };
+  switch (b) {
+    case "kill500":
+      return { endpoint: "kill", spec: err };
+    case "killTimeout":
+      return { endpoint: "kill", spec: late };
+    case "list500":
+      return { endpoint: "list", spec: err };
+    case "pause500":
+      return { endpoint: "pause", spec: err };
+    case "pauseTimeout":
+      return { endpoint: "pause", spec: late };
+    case "pauseResponseLost":
+      return { endpoint: "pause", spec: { dropResponse: true } };
+    case "resume500":
+      return { endpoint: "connect", spec: err };
+    case "resumeTimeout":
+      return { endpoint: "connect", spec: late };
+    case "resumeResponseLost":
+      return { endpoint: "connect", spec: { dropResponse: true } };
+  }
 }
 
-/** Min-heap of timeline events: by time, then kind (start < stop < heartbeat < E2B kill), then index. */
-type Ev = { at: number; kind: 0 | 1 | 2 | 3; i: number };
+/** Which background faults a strategy's emulator gets: pause/resume ones only where it resumes. */
+const PAUSE_FAULTS: readonly BackgroundFault[] = [
+  "pause500",
+  "pauseTimeout",
+  "pauseResponseLost",
+  "resume500",
+  "resumeTimeout",
+  "resumeResponseLost",
+];
+const RESUME_FAULTS: readonly BackgroundFault[] = ["resume500", "resumeTimeout", "resumeResponseLost"];
+
+/**
+ * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < E2B kill), then
+ * index. A heartbeat carries when the user's current active spell ends.
+ */
+type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4; i: number; until?: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -208,6 +255,11 @@ export async function runWorkload(
     const injectedE2B = zero();
     /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
     const createdBy: number[] = [];
+    /** when E2B performed the k-th create (a resumed sandbox's startedAt is its resume) */
+    const createdAt: number[] = [];
+    const resumeWallMs: number[] = [];
+    const lifecycle: LifecycleEvent[] = [];
+    const unlisten = emu.onLifecycle((e) => lifecycle.push(e));
     // Sandboxes by the start during which E2B created them (its `created` event), robust to a
     // create that a busy event loop let time out; and those whose create response was lost.
     let startInFlight: number | undefined;
@@ -284,6 +336,8 @@ export async function runWorkload(
       if (ev!.kind === 0) {
         // ---- a start, with its planned faults
         for (const b of p.background) {
+          if (PAUSE_FAULTS.includes(b) && !strat.resume) continue;
+          if (RESUME_FAULTS.includes(b)) continue; // queued when this run's user comes back
           planned[b]++;
           const f = backgroundFault(b, o.requestTimeoutMs);
           emu.fault(f.endpoint, f.spec);
@@ -304,7 +358,10 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) createdBy.push(p.index);
+          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) {
+            createdBy.push(p.index);
+            createdAt.push(c.at);
+          }
           if (c.fault?.dropResponse)
             for (const id of sandboxesOfStart.get(p.index) ?? []) lostCreateIds.add(id);
         }
@@ -318,15 +375,18 @@ export async function runWorkload(
           const b = p.behaviour;
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
-          if (o.heartbeatEveryMs < until) heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index });
+          if (o.heartbeatEveryMs < until)
+            heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index, until: p.at + until });
+          const back = returnAt(p);
+          if (back !== undefined) heap.push({ at: back, kind: 3, i: p.index });
           if (p.e2bKillsAfterMs !== undefined) {
             planned.e2bKillsSandbox++;
-            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 3, i: p.index });
+            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 4, i: p.index });
           }
         } else {
           startsFailed++;
         }
-      } else if (ev!.kind === 3) {
+      } else if (ev!.kind === 4) {
         // E2B ends this start's sandbox on its own, if it still lives.
         const victim = (sandboxesOfStart.get(p.index) ?? []).find((id) => emu.isAlive(id));
         if (victim !== undefined) {
@@ -341,26 +401,56 @@ export async function runWorkload(
         await strat.stop(p, runIds.get(p.index)!);
         await settle(callsBefore);
         wallByStep.stops += (performance.now() - t) / 1000;
+      } else if (ev!.kind === 3) {
+        // The user is back: resume (or ping), then active for a while.
+        const runId = runIds.get(p.index)!;
+        // Resume faults at the fault rate per return (queued at the start, they would outnumber resumes).
+        for (const b of p.background) {
+          if (!RESUME_FAULTS.includes(b) || !strat.resume) continue;
+          planned[b]++;
+          const f = backgroundFault(b, o.requestTimeoutMs);
+          emu.fault(f.endpoint, f.spec);
+        }
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        let live: boolean;
+        if (strat.resume) {
+          const r = await strat.resume(p, runId);
+          live = r.live;
+          if (r.resumed) resumeWallMs.push(r.wallMs);
+        } else {
+          heartbeats++;
+          live = (await strat.heartbeat(p, runId)) === "continue";
+        }
+        await settle(callsBefore);
+        wallByStep.heartbeats += (performance.now() - t) / 1000;
+        const until = ev!.at + p.returnActiveMs!;
+        if (live && ev!.at + o.heartbeatEveryMs < until)
+          heap.push({ at: ev!.at + o.heartbeatEveryMs, kind: 2, i: p.index, until });
       } else {
         heartbeats++;
-        const b = p.behaviour;
-        const until = p.at + (b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0);
+        const until = ev!.until!;
         const t = performance.now();
         const next =
           (await strat.heartbeat(p, runIds.get(p.index)!)) === "continue"
             ? ev!.at + o.heartbeatEveryMs
             : Number.POSITIVE_INFINITY;
         wallByStep.heartbeats += (performance.now() - t) / 1000;
-        if (next < until) heap.push({ at: next, kind: 2, i: p.index });
+        if (next < until) heap.push({ at: next, kind: 2, i: p.index, until });
       }
     }
 
     const endAt = o.clock.now();
+    emu.tick(); // lands lazy expiries up to the end
+    unlisten();
     // Faults that E2B actually served (background ones hit whichever call came next).
     for (const c of emu.calls) {
       if (!c.fault) continue;
+      const kind = c.fault.delayMs !== undefined ? "Timeout" : c.fault.dropResponse ? "ResponseLost" : "500";
       if (c.endpoint === "kill") injectedE2B[c.fault.delayMs !== undefined ? "killTimeout" : "kill500"]++;
       else if (c.endpoint === "list") injectedE2B.list500++;
+      else if (c.endpoint === "pause") injectedE2B[`pause${kind}`]++;
+      else if (c.endpoint === "connect") injectedE2B[`resume${kind}`]++;
     }
     const injected = zero();
     for (const k of ALL_FAULTS) injected[k] = injectedE2B[k] + strat.injected[k];
@@ -371,10 +461,23 @@ export async function runWorkload(
     const lives: SandboxLife[] = all.map((s, k) => ({
       sandboxId: s.sandboxID,
       runId: strat.runOfSandbox(s, createdBy[k]),
-      startedAt: s.startedAt,
+      startedAt: createdAt[k] ?? s.startedAt, // the emulator resets startedAt on a resume, as E2B does
       diedAt: s.diedAt,
     }));
     const finals = await strat.finalRuns();
+    const { meters, meterMismatches } = meterSandboxes(emu, lifecycle, endAt);
+    const pause = pauseReport({
+      meters,
+      meterMismatches,
+      sandboxRun: lives.map((l) => l.runId),
+      runIndex: new Map([...runIds].map(([i, id]) => [id, i])),
+      plans,
+      finals,
+      resumeWallMs,
+      retentionMs: o.pausedRetentionMs,
+      sweepIntervalMs: o.sweepIntervalMs,
+      endAt,
+    });
     const finalById = new Map(finals.map((f) => [f.runId, f]));
     offLifecycle();
     const lostCreates = all
@@ -404,6 +507,7 @@ export async function runWorkload(
       clientTimeouts,
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      pause,
       knowing: knowingReport(lostCreates, deaths, endAt),
       extra: await strat.extra(),
     };

@@ -76,6 +76,8 @@ export type OursOptions = {
    * run_ended). Their final state is archived for the report first.
    */
   pruneEndedAfterMs: number;
+  /** the idle policy: "kill" (production default) or "pause" */
+  idleAction?: "kill" | "pause";
   env?: Record<string, string>;
   /**
    * Lifecycle webhooks on: registered with admin:registerE2BWebhook, delivered by
@@ -85,8 +87,16 @@ export type OursOptions = {
   webhooks?: { seed: number; dropRate: number; duplicateRate: number; latencyMs: [number, number] };
 };
 
+/**
+ * Paused runs end only through their retention (or a stop, or the max lifetime): a short one
+ * lets the workload drain within the benchmark's bound. Both policies get the same value.
+ */
+export const CHAOS_PAUSED_RETENTION_MS = 30 * 60_000;
+
 /** The env this run uses; every other knob keeps its production default. */
-export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Record<string, string> {
+export function oursEnv(
+  o: Pick<OursOptions, "requestTimeoutMs" | "env" | "idleAction">,
+): Record<string, string> {
   return {
     SANDBOX_NAMESPACE: "chaos",
     SANDBOX_TEMPLATES: "base",
@@ -99,6 +109,8 @@ export function oursEnv(o: Pick<OursOptions, "requestTimeoutMs" | "env">): Recor
     E2B_CREATES_PER_SECOND: "1000",
     // Bounds each E2B call in REAL time: what an injected kill timeout costs.
     E2B_REQUEST_TIMEOUT_MS: String(o.requestTimeoutMs),
+    SANDBOX_IDLE_ACTION: o.idleAction ?? "kill",
+    SANDBOX_PAUSED_RETENTION_MS: String(CHAOS_PAUSED_RETENTION_MS),
     ...(o.env ?? {}),
   };
 }
@@ -125,6 +137,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     stopErrors: 0,
     heartbeatErrors: 0,
     sweepErrors: 0,
+    resumeErrors: {} as Record<string, number>,
     webhookErrors: 0,
   };
   const drain = () => t.finishAllScheduledFunctions(() => {}, 1_000_000);
@@ -181,7 +194,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
   ];
 
   return {
-    name: o.webhooks ? "ours + webhooks" : "ours",
+    name: o.webhooks ? "ours + webhooks" : o.idleAction === "pause" ? "ours (pause)" : "ours (kill)",
     emu,
     ...(hooks
       ? {
@@ -254,6 +267,24 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
     },
 
+    async resume(p, runId) {
+      const before = emu.calls.length;
+      const t0 = performance.now();
+      let live = true;
+      try {
+        await users[p.owner]!.action(api.actions.resumeSandboxRun.resumeSandboxRun, { sandboxRunId: runId });
+      } catch (err) {
+        live = false; // ended, or E2B failed: the user gives up on this run
+        const code = (err as { data?: { code?: string } }).data?.code ?? "thrown";
+        counters.resumeErrors[code] = (counters.resumeErrors[code] ?? 0) + 1;
+      }
+      const wallMs = performance.now() - t0;
+      let resumed = false;
+      for (let k = before; k < emu.calls.length; k++)
+        if (emu.calls[k]!.endpoint === "connect") resumed = true;
+      return { live, resumed: resumed && live, wallMs };
+    },
+
     async stop(p, runId) {
       try {
         await users[p.owner]!.action(api.actions.stopSandboxRun.stopSandboxRun, { sandboxRunId: runId });
@@ -272,6 +303,12 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       await drain();
       try {
+        await t.action(internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
+      } catch {
+        counters.sweepErrors++;
+      }
+      await drain();
+      try {
         await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
       } catch {
         counters.sweepErrors++;
@@ -282,7 +319,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
 
     async allRunsTerminal() {
       return t.run(async (ctx) => {
-        for (const status of ["booting", "running", "stopping"] as const) {
+        for (const status of ["booting", "running", "stopping", "pausing", "paused", "resuming"] as const) {
           const one = await ctx.db
             .query("sandboxRuns")
             .withIndex("by_status_and_deadlineAt", (q) => q.eq("status", status))
@@ -352,6 +389,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         "sandboxes killed by the reconciler": x.reconcileKills,
         "ended runs pruned from the table (harness)": archive.length,
         "stop / heartbeat / sweep action errors": `${counters.stopErrors} / ${counters.heartbeatErrors} / ${counters.sweepErrors}`,
+        "resume errors seen by callers (run ended, or E2B failed)": fmt(counters.resumeErrors),
         ...(hooks ? { "webhook deliveries": webhookSummary(hooks, counters.webhookErrors) } : {}),
       };
     },

@@ -18,7 +18,19 @@ export const START_FAULTS = [
 export type StartFault = (typeof START_FAULTS)[number];
 
 /** Faults queued on the strategy's emulator when start i is issued; they hit the NEXT such call. */
-export const BACKGROUND_FAULTS = ["kill500", "killTimeout", "list500"] as const;
+export const BACKGROUND_FAULTS = [
+  "kill500",
+  "killTimeout",
+  "list500",
+  // Pause and resume faults (only a strategy that pauses ever meets them). Drawn after the
+  // others from the same stream, so the earlier faults of every start are unchanged.
+  "pause500", // E2B answers 500 and does not pause
+  "pauseTimeout", // E2B pauses, but answers only after the client's deadline
+  "pauseResponseLost", // E2B pauses, then the connection drops
+  "resume500", // E2B answers 500 and does not resume
+  "resumeTimeout", // E2B resumes, but answers only after the client's deadline
+  "resumeResponseLost", // E2B resumes, then the connection drops
+] as const;
 export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 
 /**
@@ -44,6 +56,13 @@ export type StartPlan = {
   startFault?: StartFault;
   background: BackgroundFault[];
   behaviour: Behaviour;
+  /**
+   * The user comes back after being idle this long (not for "stop"), stays active for
+   * `returnActiveMs`, then leaves for good. Drawn from its own stream: the rest of the plan is
+   * the same as without it.
+   */
+  returnAfterIdleMs?: number;
+  returnActiveMs?: number;
   /** e2bKillsSandbox: E2B kills this start's sandbox this long after the start (simulated ms) */
   e2bKillsAfterMs?: number;
 };
@@ -117,7 +136,10 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
-    const d = prng(mix(o.seed, i, 3));
+    const r = prng(mix(o.seed, i, 3));
+    const returns = behaviour.kind !== "stop" && r() < 0.4;
+    const rMinutes = (lo: number, hi: number) => Math.round((lo + r() * (hi - lo)) * 60_000);
+    const d = prng(mix(o.seed, i, 4));
     const e2bKillsAfterMs = d() < o.faultRate ? Math.round((0.25 + d() * 19.75) * 60_000) : undefined;
     plans.push({
       index: i,
@@ -126,6 +148,8 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       ...(startFault ? { startFault } : {}),
       background,
       behaviour,
+      // Back after 2–45 idle minutes: before a pause, while paused, after an idle kill or past retention.
+      ...(returns ? { returnAfterIdleMs: rMinutes(2, 45), returnActiveMs: rMinutes(1, 10) } : {}),
       ...(e2bKillsAfterMs !== undefined ? { e2bKillsAfterMs } : {}),
     });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);

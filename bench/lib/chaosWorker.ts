@@ -9,7 +9,7 @@ import { DEFAULT_E2B_BACKOFF_MS } from "../../convex/model/admission";
 import { SWEEP_INTERVAL_MS } from "../../convex/model/config";
 import { installSimulatedClock } from "../../scripts/lib/inProcess";
 import { runWorkload, type Strategy } from "./chaosDriver";
-import { oursStrategy } from "./chaosOurs";
+import { CHAOS_PAUSED_RETENTION_MS, oursStrategy } from "./chaosOurs";
 import { makePlan } from "./chaosPlan";
 import { seedStrategy } from "./chaosSeedStrategy";
 
@@ -29,7 +29,8 @@ export type ChaosOptions = {
   webhookDuplicateRate: number;
 };
 
-export type StrategyName = "ours" | "oursWebhooks" | "seed";
+/** Ours under each idle policy, ours with lifecycle webhooks, and the seed system's strategy. */
+export type ChaosStrategy = "ours" | "ours-pause" | "ours-webhooks" | "seed";
 /** Simulated latency of a webhook delivery, ms (uniform): E2B publishes, then delivers. */
 export const WEBHOOK_LATENCY_MS: [number, number] = [200, 2_000];
 
@@ -56,7 +57,7 @@ async function warmUp() {
 }
 
 async function main() {
-  const { strategy, options: O } = workerData as { strategy: StrategyName; options: ChaosOptions };
+  const { strategy, options: O } = workerData as { strategy: ChaosStrategy; options: ChaosOptions };
   let warnings = 0;
   console.warn = () => void warnings++; // ours logs each cleanup it leaves to the sweep: expected under chaos
   const plans = makePlan({
@@ -76,7 +77,8 @@ async function main() {
           owners: O.owners,
           requestTimeoutMs: O.requestTimeoutMs,
           pruneEndedAfterMs: O.pruneEndedAfterMs,
-          ...(strategy === "oursWebhooks"
+          idleAction: strategy === "ours-pause" ? "pause" : "kill",
+          ...(strategy === "ours-webhooks"
             ? {
                 webhooks: {
                   seed: O.seed,
@@ -101,6 +103,7 @@ async function main() {
       heartbeatEveryMs: O.heartbeatEveryMs,
       requestTimeoutMs: O.requestTimeoutMs,
       drainBoundMs: O.drainBoundMs,
+      pausedRetentionMs: CHAOS_PAUSED_RETENTION_MS,
       progress: (m) => process.stderr.write(`  … ${m}\n`),
     });
     parentPort!.postMessage({ result, warnings });

@@ -6,8 +6,9 @@ import { checkCommand } from "../model/access";
 import { ownerAction } from "../model/functions";
 import { getConfig, runningLifetimeMs } from "../model/config";
 import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+import { resumeIfPaused } from "../lib/resume.sdk";
 import { commandOutput } from "../schema";
-import { fail } from "../model/errors";
+import { fail, sandboxErrorCode } from "../model/errors";
 
 const result = v.object({
   commandId: v.id("commands"),
@@ -27,12 +28,22 @@ export const runCommand = ownerAction({
     const ownerId = ctx.ownerId;
     const c = getConfig();
     const timeoutMs = checkCommand(args.command, args.timeoutMs);
-    const begun: { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string } =
-      await ctx.runMutation(internal.commands.begin, {
+    type Begun = { commandId: Id<"commands">; runId: Id<"sandboxRuns">; sandboxId: string };
+    const begin = (): Promise<Begun> =>
+      ctx.runMutation(internal.commands.begin, {
         ownerId,
         sandboxRunId: args.sandboxRunId,
         command: args.command,
       });
+    let begun: Begun;
+    try {
+      begun = await begin();
+    } catch (err) {
+      // A paused (pausing, resuming) run is resumed first, then the command runs.
+      if (sandboxErrorCode(err) !== "RUN_NOT_RUNNING") throw err;
+      if (!(await resumeIfPaused(ctx, c, ownerId, args.sandboxRunId)).running) throw err;
+      begun = await begin();
+    }
     const r = await runSandboxCommand(c, {
       sandboxId: begun.sandboxId,
       command: args.command,

@@ -8,7 +8,7 @@ import { bootLifetimeMs, type Config, getConfig, runningLifetimeMs } from "../mo
 import { checkIdempotencyKey, checkTemplate } from "../model/access";
 import { ownerAction } from "../model/functions";
 import { type AdmissionResult, DEFAULT_E2B_BACKOFF_MS } from "../model/admission";
-import type { KillOutcome } from "../model/status";
+import { idleAction, type KillOutcome } from "../model/status";
 import {
   classifyE2BError,
   createTaggedSandbox,
@@ -29,7 +29,12 @@ import {
  * the sweep finds the run (by id or by tag) and finishes the job.
  */
 export const startSandboxRun = ownerAction({
-  args: { template: v.optional(v.string()), idempotencyKey: v.optional(v.string()) },
+  args: {
+    template: v.optional(v.string()),
+    idempotencyKey: v.optional(v.string()),
+    // What this run gets when idle; default SANDBOX_IDLE_ACTION.
+    onIdle: v.optional(idleAction),
+  },
   returns: v.object({ sandboxRunId: v.id("sandboxRuns"), sandboxId: v.string() }),
   handler: async (ctx, args): Promise<{ sandboxRunId: Id<"sandboxRuns">; sandboxId: string }> => {
     const ownerId = ctx.ownerId;
@@ -42,6 +47,7 @@ export const startSandboxRun = ownerAction({
       ownerId,
       template,
       ...(args.idempotencyKey !== undefined ? { idempotencyKey: args.idempotencyKey } : {}),
+      ...(args.onIdle !== undefined ? { onIdle: args.onIdle } : {}),
     });
     if (admission.kind === "refused") {
       const { code, message, retryAfterMs } = admission;
@@ -67,7 +73,9 @@ async function replayStart(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns">) 
   const began = performance.now();
   for (;;) {
     const state = await ctx.runQuery(internal.lifecycle.runState, { runId });
-    if (state?.status === "running" && state.sandboxId !== undefined)
+    // A paused (pausing, resuming) run is still the start's run: resumeSandboxRun brings it back.
+    const live = ["running", "pausing", "paused", "resuming"];
+    if (state !== null && live.includes(state.status) && state.sandboxId !== undefined)
       return { sandboxRunId: runId, sandboxId: state.sandboxId };
     if (state === null || state.status !== "booting") {
       throw fail(

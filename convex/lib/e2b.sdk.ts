@@ -519,6 +519,61 @@ export async function runSandboxCommand(
   };
 }
 
+export type PauseOutcome =
+  | { outcome: "paused" } // 204
+  | { outcome: "already_paused" } // 409: E2B holds it paused
+  | { outcome: "gone" } // 404: missing or being killed (not proof of death once it ever paused)
+  | (KillOutcome & { outcome: "failed" }); // no answer, or an answer that says nothing about its state
+
+/** Asks E2B to pause a sandbox (POST /sandboxes/{id}/pause); never throws. */
+export async function pauseSandbox(c: Config, sandboxId: string): Promise<PauseOutcome> {
+  try {
+    const paused = await withDeadline(c, Sandbox.pause(sandboxId, connection(c)));
+    return { outcome: paused ? "paused" : "already_paused" };
+  } catch (err) {
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as PauseOutcome);
+  }
+}
+
+export type ResumeOutcome =
+  | { outcome: "resumed" } // 200 (was running) or 201 (resumed): running, billing, lifetime set
+  | { outcome: "gone" } // 404, or 409 "being killed"
+  | { outcome: "refused"; failure: E2BFailure } // E2B certainly did not resume it (429, 4xx)
+  | { outcome: "unknown"; failure: E2BFailure }; // 5xx, timeout, lost answer: it may be running
+
+/**
+ * Resumes a paused sandbox, or extends a running one (POST /v2/sandboxes/{id}/connect with the
+ * running lifetime). Safe to repeat: concurrent resumes join one start at E2B.
+ */
+export async function resumeSandbox(
+  c: Config,
+  sandboxId: string,
+  lifetimeMs: number,
+): Promise<ResumeOutcome> {
+  try {
+    await withDeadline(c, Sandbox.connect(sandboxId, { ...connection(c), timeoutMs: lifetimeMs }));
+    return { outcome: "resumed" };
+  } catch (err) {
+    const f = classifyE2BError(err);
+    if (f.kind === "not_found" || f.status === 409) return { outcome: "gone" };
+    return f.refused ? { outcome: "refused", failure: f } : { outcome: "unknown", failure: f };
+  }
+}
+
+/** What E2B's control plane says a sandbox is, without touching it (GET /sandboxes/{id}). */
+export async function sandboxState(
+  c: Config,
+  sandboxId: string,
+): Promise<"running" | "paused" | "gone" | "unknown"> {
+  try {
+    const info = await withDeadline(c, Sandbox.getInfo(sandboxId, connection(c)));
+    return info.state === "paused" ? "paused" : "running";
+  } catch (err) {
+    return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
+  }
+}
+
 /** This deployment's lifecycle webhook at E2B, as registered. */
 export type LifecycleWebhook = {
   name: string;

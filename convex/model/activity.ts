@@ -3,6 +3,7 @@ import type { MutationCtx } from "../_generated/server";
 import { getOwnedRun } from "./access";
 import { getConfig } from "./config";
 import { claimForKill, killLeaseUntil, nextRenewAt, type Run } from "./runs";
+import { deferStopDuringResume } from "./pause";
 import { isTerminal, type RunStatus } from "./status";
 
 /**
@@ -43,6 +44,8 @@ export type StopClaim =
 export async function beginStop(ctx: MutationCtx, ownerId: string, runId: string): Promise<StopClaim> {
   const run = await getOwnedRun(ctx, ownerId, runId);
   if (isTerminal(run.status)) return { action: "done", runId: run._id, status: run.status };
+  const deferred = await deferStopDuringResume(ctx, run);
+  if (deferred) return { action: "done", runId: run._id, status: deferred };
   await claimForKill(ctx, run, "user", killLeaseUntil(getConfig(), Date.now()));
   return {
     action: "kill",

@@ -3,6 +3,7 @@ import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
 import { getConfig } from "./config";
 import { insertBootingRun, type Run } from "./runs";
+import type { IdleAction } from "./status";
 
 /** A start waits at most this long for a global create slot; beyond it, it is refused (ms). */
 export const MAX_CREATE_WAIT_MS = 5_000;
@@ -38,7 +39,7 @@ export type Admission =
  */
 export async function admitStart(
   ctx: MutationCtx,
-  args: { ownerId: string; template: string; idempotencyKey?: string },
+  args: { ownerId: string; template: string; idempotencyKey?: string; onIdle?: IdleAction },
 ): Promise<Admission> {
   checkTemplate(args.template);
   const c = getConfig();

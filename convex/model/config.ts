@@ -92,6 +92,16 @@ const envSchema = z.object({
   ),
   SANDBOX_MAX_QUEUED_STARTS_PER_USER: int("SANDBOX_MAX_QUEUED_STARTS_PER_USER", 1, 1, 100),
   SANDBOX_RETENTION_DAYS: int("SANDBOX_RETENTION_DAYS", 30, 1, 3_650),
+  SANDBOX_IDLE_ACTION: z
+    .enum(["kill", "pause"], { error: "SANDBOX_IDLE_ACTION must be kill or pause" })
+    .default("kill"),
+  SANDBOX_PAUSE_AFTER_IDLE_MS: ms("SANDBOX_PAUSE_AFTER_IDLE_MS", 5 * 60_000),
+  SANDBOX_PAUSED_RETENTION_MS: z.coerce
+    .number({ error: "SANDBOX_PAUSED_RETENTION_MS must be a number of milliseconds" })
+    .int("SANDBOX_PAUSED_RETENTION_MS must be a whole number of milliseconds")
+    .min(60_000, "SANDBOX_PAUSED_RETENTION_MS must be at least 60000 ms")
+    .max(30 * 24 * 3_600_000, "SANDBOX_PAUSED_RETENTION_MS must be at most 30 days")
+    .default(24 * 3_600_000),
 });
 
 export type Config = {
@@ -116,6 +126,9 @@ export type Config = {
   commandOutputMaxBytes: number;
   maxQueuedStartsPerUser: number;
   retentionMs: number;
+  idleAction: "kill" | "pause";
+  pauseAfterIdleMs: number;
+  pausedRetentionMs: number;
 };
 
 const KEYS = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
@@ -165,6 +178,15 @@ export function getConfig(): Config {
       } ms (a Node action runs at most 10 minutes)`,
     );
   }
+  // The pause must come before the idle kill and before E2B's own lifetime (idle timeout + slack).
+  // Under the kill policy with a short idle timeout and no explicit setting, the default yields.
+  let pauseAfterIdleMs = e.SANDBOX_PAUSE_AFTER_IDLE_MS;
+  const pauseConfigured = raw.SANDBOX_PAUSE_AFTER_IDLE_MS !== undefined || e.SANDBOX_IDLE_ACTION === "pause";
+  if (!pauseConfigured)
+    pauseAfterIdleMs = Math.min(pauseAfterIdleMs, Math.floor(e.SANDBOX_IDLE_TIMEOUT_MS / 2));
+  if (pauseAfterIdleMs >= e.SANDBOX_IDLE_TIMEOUT_MS) {
+    throw fail("CONFIG_INVALID", "SANDBOX_PAUSE_AFTER_IDLE_MS: must be less than SANDBOX_IDLE_TIMEOUT_MS");
+  }
   const config: Config = {
     e2bApiKey: e.E2B_API_KEY,
     templates: e.SANDBOX_TEMPLATES,
@@ -187,6 +209,9 @@ export function getConfig(): Config {
     commandOutputMaxBytes: e.SANDBOX_COMMAND_OUTPUT_MAX_BYTES,
     maxQueuedStartsPerUser: e.SANDBOX_MAX_QUEUED_STARTS_PER_USER,
     retentionMs: e.SANDBOX_RETENTION_DAYS * 24 * 3_600_000,
+    idleAction: e.SANDBOX_IDLE_ACTION,
+    pauseAfterIdleMs,
+    pausedRetentionMs: e.SANDBOX_PAUSED_RETENTION_MS,
   };
   cached = { key, config };
   return config;

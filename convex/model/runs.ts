@@ -4,6 +4,7 @@ import { type Config, getConfig, runningLifetimeMs } from "./config";
 import {
   canTransition,
   type EndReason,
+  type IdleAction,
   isTerminal,
   type KillOutcome,
   type RunStatus,
@@ -75,7 +76,13 @@ export function nextRenewAt(c: Config, expiresAt: number, now: number): number {
 /** Step 1 of a start: the run exists before any sandbox does. */
 export async function insertBootingRun(
   ctx: MutationCtx,
-  args: { ownerId: string; template: string; idempotencyKey?: string; createSlotAt?: number },
+  args: {
+    ownerId: string;
+    template: string;
+    idempotencyKey?: string;
+    createSlotAt?: number;
+    onIdle?: IdleAction;
+  },
 ): Promise<Run> {
   const c = getConfig();
   const now = Date.now();
@@ -89,6 +96,7 @@ export async function insertBootingRun(
     lastActivityAt: now,
     deadlineAt: now + c.bootTimeoutMs,
     killAttempts: 0,
+    onIdle: args.onIdle ?? c.idleAction,
   };
   const id = await ctx.db.insert("sandboxRuns", doc);
   await logEvent(
@@ -290,6 +298,19 @@ export async function settleExtend(
 export async function endRunSandboxGone(ctx: MutationCtx, runId: Id<"sandboxRuns">, sandboxId: string) {
   const run = await ctx.db.get("sandboxRuns", runId);
   if (!run || run.sandboxId !== sandboxId) return;
+  if (run.everPaused) {
+    // E2B keeps a paused snapshot whatever its lifetime does (a resumed sandbox that times out
+    // comes back paused): only a kill's answer may end this run.
+    await transition(
+      ctx,
+      run._id,
+      ["running"],
+      "stopping",
+      { endReason: "sandbox_gone", deadlineAt: Date.now() },
+      { reason: "sandbox_gone", sandboxId },
+    );
+    return;
+  }
   await transition(
     ctx,
     run._id,

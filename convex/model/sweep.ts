@@ -81,7 +81,9 @@ export async function claimSweepPage(ctx: MutationCtx): Promise<SweepPage> {
   left -= due.length;
   for (const run of due) {
     if (claimed.has(run._id) || run.sandboxId === undefined) continue;
-    const hardCap = (run.startedAt ?? run.createdAt) + c.maxLifetimeMs + c.lifetimeSlackMs;
+    // While running, deadlineAt is the max-lifetime deadline (later than startedAt + max for a
+    // run that paused: paused time does not count).
+    const hardCap = run.deadlineAt + c.lifetimeSlackMs;
     const target = Math.min(run.lastActivityAt + runningLifetimeMs(c), hardCap);
     const current = run.sandboxExpiresAt ?? 0;
     // Only activity worth at least a sweep interval of lifetime buys an E2B call.

@@ -5,7 +5,7 @@ import type { PaginationResult } from "convex/server";
 import { type Infer, v } from "convex/values";
 import type { Doc } from "../_generated/dataModel";
 import { commandFields, runEventFields } from "../schema";
-import { endReason, runStatus } from "./status";
+import { endReason, idleAction, runStatus } from "./status";
 
 export const publicRun = v.object({
   _id: v.id("sandboxRuns"),
@@ -22,6 +22,8 @@ export const publicRun = v.object({
   endReason: v.optional(endReason),
   error: v.optional(v.string()),
   killAttempts: v.number(),
+  onIdle: v.optional(idleAction), // absent: kill (runs from before the pause policy)
+  pausedAt: v.optional(v.number()), // when the run's last pause was asked
 });
 export type PublicRun = Infer<typeof publicRun>;
 

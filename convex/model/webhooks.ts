@@ -237,6 +237,9 @@ async function onKilled(ctx: MutationCtx, e: LifecycleEvent, run: Run | null): P
     await endRunSandboxGone(ctx, run._id, e.sandboxId);
     return "ended_sandbox_gone";
   }
+  // Pausing, paused, resuming: the pause policy's own checks settle those (a run that ever
+  // paused ends only through a confirmed kill); this event is not routed through them yet.
+  if (run.status !== "booting" && run.status !== "stopping") return "ignored_pause_state";
   if (run.sandboxId === undefined) {
     await recordSandboxId(ctx, {
       runId: run._id,
