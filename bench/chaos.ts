@@ -19,6 +19,7 @@ import { oursEnv } from "./lib/chaosOurs";
 import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
 import { type ChaosOptions, type ChaosStrategy, T0, WEBHOOK_LATENCY_MS } from "./lib/chaosWorker";
 import { CHAOS_PAUSED_RETENTION_MS } from "./lib/chaosOurs";
+import { graceFloorMs, SWEEP_INTERVAL_MS } from "../convex/model/config";
 
 // ------------------------------------------------------------------ options
 const argv = process.argv.slice(2);
@@ -124,6 +125,7 @@ const main = table(
     "runs left non-terminal",
     "longest orphan life (sim s)",
     "orphan sandbox-seconds",
+    "runs terminal while their sandbox lived (longest, sim s)",
     "E2B calls / start",
     "wall time",
   ],
@@ -133,6 +135,7 @@ const main = table(
     r.orphans.nonTerminalRuns,
     n(r.orphans.longestOrphanS, 1),
     n(r.orphans.orphanSandboxSeconds, 0),
+    `${r.orphans.terminalWhileAlive} (${n(r.orphans.longestTerminalWhileAliveS, 1)})`,
     n(r.e2bCalls / O.runs, 2),
     `${n(r.wallMs / 1000, 1)} s`,
   ]),
@@ -144,6 +147,17 @@ const ratio =
     : ours.orphans.orphanSandboxSeconds === 0
       ? 0
       : Number.POSITIVE_INFINITY;
+/** Ours' grace window under this run's env, plus one sweep interval (s): the bound where only the reconciler can help. */
+const graceSweepS = (graceFloorMs({ e2bRequestTimeoutMs: O.requestTimeoutMs }) + SWEEP_INTERVAL_MS) / 1000;
+const twa = ours.orphans.terminalWhileAliveByFault;
+const twaElsewhere = Object.entries(twa)
+  .filter(([k]) => k !== "killFakeSuccess")
+  .reduce((sum, [, v]) => sum + v.count, 0);
+// The pause policy, by the same measure (its pause report counts every span, killFakeSuccess's too).
+const twaPause = oursPause.orphans.terminalWhileAliveByFault;
+const twaPauseElsewhere = Object.entries(twaPause)
+  .filter(([k]) => k !== "killFakeSuccess")
+  .reduce((sum, [, v]) => sum + v.count, 0);
 const goals: [string, string, string, boolean][] = [
   [
     "sandboxes alive with no live run after drain",
@@ -154,9 +168,21 @@ const goals: [string, string, string, boolean][] = [
   ["runs left non-terminal", "0", String(ours.orphans.nonTerminalRuns), ours.orphans.nonTerminalRuns === 0],
   [
     "longest orphan life",
-    "≤ 120 s (one sweep interval + grace)",
+    `≤ ${n(graceSweepS, 0)} s (grace + one sweep interval)`,
     `${n(ours.orphans.longestOrphanS, 1)} s`,
-    ours.orphans.longestOrphanS <= 120,
+    ours.orphans.longestOrphanS <= graceSweepS,
+  ],
+  [
+    "runs terminal while their sandbox lived, any fault but killFakeSuccess",
+    "0",
+    String(twaElsewhere),
+    twaElsewhere === 0,
+  ],
+  [
+    "… under killFakeSuccess (E2B says killed but did not): longest span",
+    `≤ ${n(graceSweepS, 0)} s (grace + one sweep interval)`,
+    `${n(twa.killFakeSuccess?.longestS ?? 0, 1)} s (${twa.killFakeSuccess?.count ?? 0} runs)`,
+    (twa.killFakeSuccess?.longestS ?? 0) <= graceSweepS,
   ],
   [
     "orphan sandbox-seconds",
@@ -194,10 +220,16 @@ const pauseGoals: [string, string, string, boolean][] = [
     oursPause.pause.pausedPastRetention === 0,
   ],
   [
-    "pause policy: runs terminal while their sandbox lived",
+    "pause policy: runs terminal while their sandbox lived, any fault but killFakeSuccess",
     "0",
-    String(oursPause.pause.terminalWhileLived),
-    oursPause.pause.terminalWhileLived === 0,
+    String(twaPauseElsewhere),
+    twaPauseElsewhere === 0,
+  ],
+  [
+    "pause policy, under killFakeSuccess: longest span",
+    `≤ ${n(graceSweepS, 0)} s (grace + one sweep interval)`,
+    `${n(twaPause.killFakeSuccess?.longestS ?? 0, 1)} s (${twaPause.killFakeSuccess?.count ?? 0} runs)`,
+    (twaPause.killFakeSuccess?.longestS ?? 0) <= graceSweepS,
   ],
   [
     "pause policy: idle compute s per idle period",
@@ -247,6 +279,10 @@ const goalTable = table(
   goals.map(([g, tgt, v, ok]) => [g, tgt, v, ok ? "yes" : "**NO**"]),
 );
 
+const twaOf = (r: WorkloadResult, k: string) => {
+  const x = r.orphans.terminalWhileAliveByFault?.[k];
+  return x ? `${x.count} (${n(x.longestS, 1)} s)` : "0";
+};
 const faultTable = table(
   [
     "fault (rate each " + O.faultRate + ")",
@@ -255,15 +291,37 @@ const faultTable = table(
     "injected: ours (pause)",
     "injected: ours + webhooks",
     "injected: seed",
+    "runs terminal while their sandbox lived: ours (kill)",
+    "… ours (pause)",
+    "… ours + webhooks",
+    "… seed",
   ],
-  ALL_FAULTS.map((k) => [
-    k,
-    Math.max(ours.planned[k], oursPause.planned[k]),
-    ours.injected[k],
-    oursPause.injected[k],
-    oursHooks.injected[k],
-    seed.injected[k],
-  ]),
+  [
+    ...ALL_FAULTS.map((k) => [
+      k,
+      Math.max(ours.planned[k], oursPause.planned[k]),
+      ours.injected[k],
+      oursPause.injected[k],
+      oursHooks.injected[k],
+      seed.injected[k],
+      twaOf(ours, k),
+      twaOf(oursPause, k),
+      twaOf(oursHooks, k),
+      twaOf(seed, k),
+    ]),
+    [
+      "(no fault)",
+      "",
+      "",
+      "",
+      "",
+      "",
+      twaOf(ours, "(none)"),
+      twaOf(oursPause, "(none)"),
+      twaOf(oursHooks, "(none)"),
+      twaOf(seed, "(none)"),
+    ],
+  ],
 );
 
 const fmtCounts = (m: Record<string, number>) =>
@@ -295,6 +353,7 @@ const ctx = table(
     row("sandboxes created", (r) => r.orphans.sandboxes),
     row("sandbox-seconds in total", (r) => n(r.orphans.sandboxSeconds, 0)),
     row("orphaned sandboxes (any length)", (r) => r.orphans.orphans),
+    row("users' commands, by outcome", (r) => fmtCounts(r.commands ?? {})),
     row("sandboxes alive at the end (any)", (r) => r.orphans.aliveAtEnd),
     row(
       "simulated span: last start / end",
@@ -362,8 +421,8 @@ const hookGoals: [string, string, string, boolean][] = [
   [
     "runs ended while the sandbox they recorded lived on",
     "0",
-    String(oursHooks.orphans.endedWhileSandboxLived),
-    oursHooks.orphans.endedWhileSandboxLived === 0,
+    String(oursHooks.orphans.terminalWhileAlive),
+    oursHooks.orphans.terminalWhileAlive === 0,
   ],
 ];
 const hookGoalTable = table(
@@ -449,9 +508,23 @@ const HOW_TO_READ = `## How to read it
 - **E2B calls / start**: every HTTP call the strategy's emulator saw (creates, kills, lists, lifetime extensions,
   connects…) divided by the number of starts.
 - **Faults**: one plan, drawn per start index from the plan seed (start i has the same faults whatever --runs is, and
-  both strategies get the same). The ten start-path faults are alternatives (at most one per start, each with the
-  fault rate); kill500, killTimeout and list500 are drawn independently and queued on the strategy's emulator when that
-  start is issued, so they hit the next such call whoever makes it (the seed never lists: list500 never reaches it).
+  both strategies get the same). The eleven start-path faults are alternatives (at most one per start, each with the
+  fault rate); kill500, killTimeout, list500, listIgnoresRunId and killFakeSuccess are drawn independently and queued
+  on the strategy's emulator when that start is issued, so they hit the next such call whoever makes it (the seed never
+  lists: list faults never reach it); proxyNotFound, envdKilled and secondDeployment are drawn independently per run.
+  createLandsLate = the create's connection drops at once while E2B keeps the sandbox an invisible reservation that
+  lands 0–70 s later (emulator \`landAfterMs\`); listIgnoresRunId = E2B matches only the namespace part of a list's
+  metadata filter (\`ignoreMetadataKeys\`); killFakeSuccess = a kill answers 204 without killing (\`fakeSuccess\`; only
+  the reconciler can catch it). The data-plane faults hit the user's command: every run with one (and 10 % of the
+  others) runs one \`runCommand\` 30 s after its start, against the emulator's envd (scripted: nothing runs on this
+  machine); proxyNotFound = E2B's proxy answers that command 502 "sandbox not found" while the sandbox lives,
+  envdKilled = the user killed envd first (every envd call then fails while the control plane says running). Both are
+  injected only when the run's start succeeded and its sandbox is alive at that moment. secondDeployment = a second
+  deployment of ours (its own in-process database, namespace \`chaos-b\`, the same E2B key and emulator) starts an idle
+  run at that moment and runs both its crons every tick; kills of one deployment's sandboxes by the other are counted.
+- **Runs terminal while their sandbox lived**: a run marked stopped/failed while a sandbox it records, or (ours) one
+  tagged with it, was still alive — how many, and the longest such span. Each is charged to a kill fault that sandbox
+  met (killFakeSuccess first), else to its start's fault, else "(no fault)".
   "injected" counts faults that really fired. How each is made: create 500/429/503 and a lost create response
   (E2B creates, then drops the connection) are emulator faults on the next create; a database failure swaps the
   registered function's \`_handler\` for one call (seed: its in-memory write throws); "action dies after create" =

@@ -13,7 +13,7 @@ import {
   settleKill,
 } from "./model/runs";
 import { endReason, idleAction, killOutcome, runStatus } from "./model/status";
-import { claimSweepPage } from "./model/sweep";
+import { claimLanePage, laneTicket, releaseLane } from "./model/sweep";
 
 export const createRun = internalMutation({
   args: {
@@ -91,8 +91,17 @@ export const recordKill = internalMutation({
 });
 
 export const claimSweep = internalMutation({
-  args: {},
-  handler: (ctx) => claimSweepPage(ctx),
+  args: { lane: v.optional(laneTicket) },
+  handler: (ctx, args) => claimLanePage(ctx, args.lane),
+});
+
+export const releaseSweepLane = internalMutation({
+  args: { lane: laneTicket },
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    await releaseLane(ctx, args.lane);
+    return null;
+  },
 });
 
 export const recordSweep = internalMutation({
@@ -102,7 +111,7 @@ export const recordSweep = internalMutation({
       v.object({
         runId: v.id("sandboxRuns"),
         sandboxId: v.string(),
-        outcome: v.union(v.literal("extended"), v.literal("gone"), v.literal("failed")),
+        outcome: v.union(v.literal("extended"), v.literal("gone"), v.literal("paused"), v.literal("failed")),
         expiresAt: v.number(),
         error: v.optional(v.string()),
       }),

@@ -120,6 +120,13 @@ export default defineSchema({
     blockedUntil: v.number(), // ms
   }),
 
+  // Sweep lanes (convex/model/sweep.ts): at most SANDBOX_SWEEP_PARALLEL_PAGES leased at once.
+  sweepLanes: defineTable({
+    lane: v.number(),
+    generation: v.number(), // bumped on every lease: a stale continuation holds an older one
+    leasedUntil: v.number(), // ms; 0 once released
+  }).index("by_lane", ["lane"]),
+
   // Sandboxes the reconciler killed that no run pointed at (record deleted, duplicate, foreign id).
   orphanSandboxes: defineTable({
     sandboxId: v.string(),

@@ -4,6 +4,7 @@ import schema from "../convex/schema";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { type E2BEmulator, useEmulatorEnv } from "./emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "./emulator/envd";
+import { graceFloorMs } from "../convex/model/config";
 
 // convex-test finds the functions root through convex/_generated, so the glob includes it.
 export const modules = import.meta.glob("../convex/**/*.*s");
@@ -26,6 +27,9 @@ export const TEST_ENV = {
   SANDBOX_STARTS_PER_MINUTE_PER_USER: "1000",
   SANDBOX_MAX_QUEUED_STARTS_PER_USER: "100",
 } as const;
+
+/** The grace window under TEST_ENV: its floor (create-slot wait + E2B's 70 s create deadline + our request bound). */
+export const GRACE_MS = graceFloorMs({ e2bRequestTimeoutMs: Number(TEST_ENV.E2B_REQUEST_TIMEOUT_MS) });
 
 export function newConvex(opts: { transactionLimits?: boolean | Record<string, number> } = {}) {
   return convexTest({
@@ -94,6 +98,20 @@ export async function eventsOf(t: TestConvex, id: Id<"sandboxRuns">) {
       .withIndex("by_runId_and_at", (q) => q.eq("runId", id))
       .collect(),
   );
+}
+
+/** The most kill calls E2B held in flight at once while `fn` ran (sampled every 2 ms). */
+export async function peakKillsInFlight(fn: () => Promise<unknown>): Promise<number> {
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
+  }, 2);
+  try {
+    await fn();
+  } finally {
+    clearInterval(sampler);
+  }
+  return peak;
 }
 
 /**

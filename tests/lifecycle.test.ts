@@ -13,7 +13,9 @@ import {
   eventsOf,
   failNext,
   getRun,
+  GRACE_MS,
   NAMESPACE,
+  peakKillsInFlight,
   t,
   TAG_NAMESPACE,
   TAG_RUN_ID,
@@ -93,7 +95,7 @@ describe("startSandboxRun", () => {
 
     await sweep(); // before the boot deadline: nothing to do yet
     expect(emu.alive()).toHaveLength(1);
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(emu.alive()).toHaveLength(0);
     expect(await getRun(t, stuck!._id)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
@@ -109,7 +111,7 @@ describe("startSandboxRun", () => {
     const [run] = await allRuns(t);
     // Not terminal yet: a create could still land within the grace window.
     expect(run).toMatchObject({ status: "stopping", endReason: "start_failed" });
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
@@ -121,7 +123,7 @@ describe("startSandboxRun", () => {
     expect(emu.alive()).toHaveLength(1);
     const [run] = await allRuns(t);
     expect(run).toMatchObject({ status: "stopping", killAttempts: 1 });
-    clock.advance(BOOT_MS + 1);
+    clock.advance(GRACE_MS + 1);
     await sweep();
     expect(emu.alive()).toHaveLength(0);
     expect(await getRun(t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
@@ -278,16 +280,10 @@ describe("killIdleSandboxes", () => {
     for (let i = 0; i < 40; i++) ids.push(await start());
     clock.advance(IDLE_MS + 1);
     emu.setLatency("kill", 20);
-    let peak = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, emu.calls.filter((c) => c.endpoint === "kill" && c.status === 0).length);
-    }, 2);
-    try {
+    const peak = await peakKillsInFlight(async () => {
       expect(await sweep()).toMatchObject({ killed: 5, more: true });
       await t.finishAllScheduledFunctions(() => {});
-    } finally {
-      clearInterval(sampler);
-    }
+    });
     for (const { sandboxRunId } of ids) expect((await getRun(t, sandboxRunId)).status).toBe("stopped");
     expect(emu.alive()).toHaveLength(0);
     expect(emu.callCount("kill")).toBe(40);

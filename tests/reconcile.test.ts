@@ -10,6 +10,7 @@ import {
   emu,
   eventsOf,
   getRun,
+  GRACE_MS,
   NAMESPACE,
   t,
   TAG_NAMESPACE,
@@ -18,7 +19,6 @@ import {
   captureWarnings,
 } from "./helpers";
 
-const GRACE_MS = 60_000; // = boot timeout in TEST_ENV
 const IDLE_MS = 600_000;
 const LIFETIME_MS = IDLE_MS + 120_000;
 const start = () =>
@@ -104,13 +104,25 @@ describe("reconcileSandboxes", () => {
     expect(emu.isAlive(paused.sandboxID)).toBe(false);
   });
 
+  it("a list page failing once (timeout, 5xx) is tried again within the pass; a refusal (429) is not", async () => {
+    const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    clock.advance(GRACE_MS + 1);
+    emu.fault("list", { status: 500 });
+    expect(await reconcile()).toMatchObject({ listFailed: false, orphansKilled: 1 });
+    expect(emu.isAlive(orphan.sandboxID)).toBe(false);
+    const calls = emu.callCount("list");
+    emu.fault("list", { status: 429 });
+    expect(await reconcile()).toMatchObject({ listFailed: true });
+    expect(emu.callCount("list")).toBe(calls + 1);
+  });
+
   it("a failing list changes nothing; the next pass succeeds", async () => {
     const warned = captureWarnings();
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     const { sandboxRunId } = await start();
     clock.advance(GRACE_MS + 1);
     await t.run((ctx) => ctx.db.patch(sandboxRunId, { lastActivityAt: Date.now() }));
-    emu.fault("list", { status: 500 });
+    emu.fault("list", { status: 500, times: 3 }); // every try of this pass
     const before = await getRun(t, sandboxRunId);
     const r1 = await reconcile();
     expect(r1.listFailed).toBe(true);
@@ -123,10 +135,19 @@ describe("reconcileSandboxes", () => {
     expect(emu.isAlive(orphan.sandboxID)).toBe(false);
   });
 
-  it("a kill that fails is retried by the next pass", async () => {
+  it("a kill that fails is tried once more within the pass", async () => {
     const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
     clock.advance(GRACE_MS + 1);
     emu.fault("kill", { status: 502 });
+    expect(await reconcile()).toMatchObject({ orphansKilled: 1, killFailures: 0 });
+    expect(emu.isAlive(orphan.sandboxID)).toBe(false);
+    expect(emu.callCount("kill")).toBe(2);
+  });
+
+  it("a kill that fails twice is retried by the next pass", async () => {
+    const orphan = emu.seed({ metadata: tagged("gone-run"), timeoutMs: 3_600_000 });
+    clock.advance(GRACE_MS + 1);
+    emu.fault("kill", { status: 502, times: 2 });
     expect(await reconcile()).toMatchObject({ orphansKilled: 0, killFailures: 1 });
     expect(emu.isAlive(orphan.sandboxID)).toBe(true);
     expect(await reconcile()).toMatchObject({ orphansKilled: 1 });

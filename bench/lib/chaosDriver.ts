@@ -26,7 +26,7 @@ import {
 } from "./chaosMetrics";
 import { meterSandboxes, pauseReport, type PauseReport, returnAt } from "./chaosPauseMetrics";
 
-export type StartOutcome = { ok: true; runId: string } | { ok: false; code: string };
+export type StartOutcome = { ok: true; runId: string; sandboxId?: string } | { ok: false; code: string };
 
 export interface Strategy {
   readonly name: string;
@@ -39,6 +39,10 @@ export interface Strategy {
   /** The user's page pings; "done" when the run is no longer live (the page stops pinging). */
   heartbeat(p: StartPlan, runId: string): Promise<"continue" | "done">;
   stop(p: StartPlan, runId: string): Promise<void>;
+  /** The user runs one command in their sandbox; answers an outcome label. Optional. */
+  command?(p: StartPlan, runId: string): Promise<string>;
+  /** The secondDeployment fault: another deployment sharing the E2B key starts a run. Optional. */
+  otherDeploymentStart?(p: StartPlan): Promise<boolean>;
   /**
    * The user comes back to an idle run (resumeSandboxRun for ours; absent: a heartbeat).
    * `resumed` when E2B was asked to resume it, with the call's wall time.
@@ -94,10 +98,12 @@ export type WorkloadResult = {
   injected: Record<FaultKind, number>;
   staleCreateFaults: number;
   /** real time spent in each kind of step, s */
-  wallByStep: { starts: number; stops: number; heartbeats: number; sweeps: number };
+  wallByStep: { starts: number; stops: number; heartbeats: number; sweeps: number; commands: number };
   /** requests the SDK gave up on at its deadline, by endpoint (from undici's diagnostics channel) */
   clientTimeouts: Record<string, number>;
   orphans: OrphanReport;
+  /** the user's commands, by outcome */
+  commands: Record<string, number>;
   pause: PauseReport;
   /** lost create responses and E2B-side deaths: how soon the backend knew (simulated s) */
   knowing: KnowingReport;
@@ -111,6 +117,12 @@ const CREATE_FAULT: Partial<Record<StartFault, FaultSpec>> = {
   createResponseLost: { dropResponse: true },
   recordStartRefusalFails: { status: 429, message: "chaos: rate limited" },
 };
+
+/** The create fault of a start: createLandsLate's delay is drawn per start. */
+function createFaultOf(p: StartPlan): FaultSpec | undefined {
+  if (p.startFault === "createLandsLate") return { dropResponse: true, landAfterMs: p.landAfterMs ?? 0 };
+  return p.startFault ? CREATE_FAULT[p.startFault] : undefined;
+}
 
 /**
  * killTimeout: E2B answers (and performs the kill) only `timeoutSlackMs` after the client's
@@ -145,6 +157,10 @@ function backgroundFault(
       return { endpoint: "connect", spec: late };
     case "resumeResponseLost":
       return { endpoint: "connect", spec: { dropResponse: true } };
+    case "killFakeSuccess":
+      return { endpoint: "kill", spec: { fakeSuccess: true } };
+    case "listIgnoresRunId":
+      return { endpoint: "list", spec: { ignoreMetadataKeys: ["convexRunId"] } };
   }
 }
 
@@ -160,10 +176,10 @@ const PAUSE_FAULTS: readonly BackgroundFault[] = [
 const RESUME_FAULTS: readonly BackgroundFault[] = ["resume500", "resumeTimeout", "resumeResponseLost"];
 
 /**
- * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < E2B kill), then
- * index. A heartbeat carries when the user's current active spell ends.
+ * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < command < E2B kill),
+ * then index. A heartbeat carries when the user's current active spell ends.
  */
-type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4; i: number; until?: number };
+type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4 | 5; i: number; until?: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -251,15 +267,22 @@ export async function runWorkload(
     const heap = new Heap();
     for (const p of plans) heap.push({ at: p.at, kind: 0, i: p.index });
     const runIds = new Map<number, string>();
+    const sandboxIds = new Map<number, string>();
+    const commands: Record<string, number> = {};
     const planned = zero();
     const injectedE2B = zero();
-    /** start index of the k-th sandbox E2B actually created (creation order = emu.all() order) */
-    const createdBy: number[] = [];
-    /** when E2B performed the k-th create (a resumed sandbox's startedAt is its resume) */
-    const createdAt: number[] = [];
+    /** the start whose create made each sandbox (E2B publishes a late-landing one later), and when */
+    const createdBy = new Map<string, number>();
+    const createdAt = new Map<string, number>(); // a resumed sandbox's startedAt is its resume
+    let creating: number | undefined;
     const resumeWallMs: number[] = [];
     const lifecycle: LifecycleEvent[] = [];
-    const unlisten = emu.onLifecycle((e) => lifecycle.push(e));
+    const unlisten = emu.onLifecycle((e) => {
+      lifecycle.push(e);
+      if (e.type !== "created") return;
+      if (!createdAt.has(e.sandboxId)) createdAt.set(e.sandboxId, e.at);
+      if (creating !== undefined && !createdBy.has(e.sandboxId)) createdBy.set(e.sandboxId, creating);
+    });
     // Sandboxes by the start during which E2B created them (its `created` event), robust to a
     // create that a busy event loop let time out; and those whose create response was lost.
     let startInFlight: number | undefined;
@@ -286,7 +309,7 @@ export async function runWorkload(
     let drainedAt = Number.NaN;
     let lastReport = performance.now();
 
-    const wallByStep = { starts: 0, stops: 0, heartbeats: 0, sweeps: 0 };
+    const wallByStep = { starts: 0, stops: 0, heartbeats: 0, sweeps: 0, commands: 0 };
     /** Waits until E2B has answered every late-answered (killTimeout) call made since `from`. */
     const settle = async (from: number) => {
       for (let k = from; k < emu.calls.length; k++) {
@@ -315,7 +338,12 @@ export async function runWorkload(
         wallByStep.sweeps += (performance.now() - t) / 1000;
         sweeps++;
         nextSweep += o.sweepIntervalMs;
-        if (startsDone === plans.length && emu.alive().length === 0 && (await strat.allRunsTerminal())) {
+        if (
+          startsDone === plans.length &&
+          emu.alive().length === 0 &&
+          emu.pendingCreates().length === 0 &&
+          (await strat.allRunsTerminal())
+        ) {
           drained = true;
           drainedAt = o.clock.now();
           break;
@@ -342,15 +370,27 @@ export async function runWorkload(
           const f = backgroundFault(b, o.requestTimeoutMs);
           emu.fault(f.endpoint, f.spec);
         }
-        const createFault = p.startFault ? CREATE_FAULT[p.startFault] : undefined;
+        const createFault = createFaultOf(p);
         if (p.startFault) planned[p.startFault]++;
         if (createFault) emu.fault("create", createFault);
         const before = emu.calls.length;
         const t = performance.now();
+        creating = p.index;
         startInFlight = p.index;
         const r = await strat.start(p);
         await settle(before);
+        creating = undefined;
         startInFlight = undefined;
+        // A create still in flight at E2B belongs to this start, whenever it lands.
+        if (p.startFault === "createLandsLate")
+          for (const s of emu.pendingCreates())
+            if (!createdBy.has(s.sandboxID)) createdBy.set(s.sandboxID, p.index);
+        if (p.runFaults.includes("secondDeployment") && strat.otherDeploymentStart) {
+          planned.secondDeployment++;
+          const b = performance.now();
+          if (await strat.otherDeploymentStart(p)) injectedE2B.secondDeployment++;
+          wallByStep.starts += (performance.now() - b) / 1000;
+        } else if (p.runFaults.includes("secondDeployment")) planned.secondDeployment++;
         wallByStep.starts += (performance.now() - t) / 1000;
         startsDone++;
         let faultedCreates = 0;
@@ -358,10 +398,6 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
-          if (c.status === 201 || c.fault?.dropResponse || c.fault?.hang) {
-            createdBy.push(p.index);
-            createdAt.push(c.at);
-          }
           if (c.fault?.dropResponse)
             for (const id of sandboxesOfStart.get(p.index) ?? []) lostCreateIds.add(id);
         }
@@ -372,6 +408,9 @@ export async function runWorkload(
         if (r.ok) {
           startsOk++;
           runIds.set(p.index, r.runId);
+          if (r.sandboxId !== undefined) sandboxIds.set(p.index, r.sandboxId);
+          if (p.commandAfterMs !== undefined && strat.command)
+            heap.push({ at: p.at + p.commandAfterMs, kind: 4, i: p.index });
           const b = p.behaviour;
           if (b.kind === "stop") heap.push({ at: p.at + b.stopAfterMs, kind: 1, i: p.index });
           const until = b.kind === "active" ? b.activeForMs : b.kind === "stop" ? b.stopAfterMs : 0;
@@ -381,12 +420,31 @@ export async function runWorkload(
           if (back !== undefined) heap.push({ at: back, kind: 3, i: p.index });
           if (p.e2bKillsAfterMs !== undefined) {
             planned.e2bKillsSandbox++;
-            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 4, i: p.index });
+            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 5, i: p.index });
           }
         } else {
           startsFailed++;
         }
+        for (const f of p.runFaults) if (f !== "secondDeployment") planned[f]++;
       } else if (ev!.kind === 4) {
+        // ---- the user's command, with the run's data-plane faults
+        const sandboxId = sandboxIds.get(p.index);
+        const live = sandboxId !== undefined && emu.isAlive(sandboxId);
+        if (live && p.runFaults.includes("proxyNotFound")) {
+          emu.envdFault({ kind: "proxy502" });
+          injectedE2B.proxyNotFound++;
+        }
+        if (live && p.runFaults.includes("envdKilled")) {
+          emu.killEnvd(sandboxId);
+          injectedE2B.envdKilled++;
+        }
+        const callsBefore = emu.calls.length;
+        const t = performance.now();
+        const outcome = await strat.command!(p, runIds.get(p.index)!);
+        await settle(callsBefore);
+        wallByStep.commands += (performance.now() - t) / 1000;
+        commands[outcome] = (commands[outcome] ?? 0) + 1;
+      } else if (ev!.kind === 5) {
         // E2B ends this start's sandbox on its own, if it still lives.
         const victim = (sandboxesOfStart.get(p.index) ?? []).find((id) => emu.isAlive(id));
         if (victim !== undefined) {
@@ -443,26 +501,47 @@ export async function runWorkload(
     const endAt = o.clock.now();
     emu.tick(); // lands lazy expiries up to the end
     unlisten();
-    // Faults that E2B actually served (background ones hit whichever call came next).
+    // Faults that E2B actually served (background ones hit whichever call came next), and the
+    // kill faults each sandbox met, for the per-fault breakdown.
+    const killFaults = new Map<string, FaultKind>();
     for (const c of emu.calls) {
       if (!c.fault) continue;
       const kind = c.fault.delayMs !== undefined ? "Timeout" : c.fault.dropResponse ? "ResponseLost" : "500";
-      if (c.endpoint === "kill") injectedE2B[c.fault.delayMs !== undefined ? "killTimeout" : "kill500"]++;
-      else if (c.endpoint === "list") injectedE2B.list500++;
+      if (c.endpoint === "kill") {
+        const k: FaultKind = c.fault.fakeSuccess
+          ? "killFakeSuccess"
+          : c.fault.delayMs !== undefined
+            ? "killTimeout"
+            : "kill500";
+        injectedE2B[k]++;
+        if (c.sandboxID !== undefined && killFaults.get(c.sandboxID) !== "killFakeSuccess")
+          killFaults.set(c.sandboxID, k);
+      } else if (c.endpoint === "list")
+        injectedE2B[c.fault.ignoreMetadataKeys ? "listIgnoresRunId" : "list500"]++;
       else if (c.endpoint === "pause") injectedE2B[`pause${kind}`]++;
       else if (c.endpoint === "connect") injectedE2B[`resume${kind}`]++;
     }
+    /** The fault a sandbox's story is charged to: a kill fault it met, else its start's faults. */
+    const chargedTo = (sandboxId: string, start: number | undefined): string => {
+      const k = killFaults.get(sandboxId);
+      if (k) return k;
+      const p = start !== undefined ? plans[start] : undefined;
+      return p?.startFault ?? p?.runFaults[0] ?? "(none)";
+    };
     const injected = zero();
     for (const k of ALL_FAULTS) injected[k] = injectedE2B[k] + strat.injected[k];
     // recordStartRefusalFails is both a 429 and a failed record: count it once, when the record threw.
     injected.recordStartRefusalFails = strat.injected.recordStartRefusalFails;
 
     const all = emu.all();
-    const lives: SandboxLife[] = all.map((s, k) => ({
+    const lives: SandboxLife[] = all.map((s) => ({
       sandboxId: s.sandboxID,
-      runId: strat.runOfSandbox(s, createdBy[k]),
-      startedAt: createdAt[k] ?? s.startedAt, // the emulator resets startedAt on a resume, as E2B does
+      runId: strat.runOfSandbox(s, createdBy.get(s.sandboxID)),
+      startedAt: createdAt.get(s.sandboxID) ?? s.startedAt, // the emulator resets startedAt on a resume, as E2B does
       diedAt: s.diedAt,
+      fault: s.metadata.convexNamespace?.endsWith("-b")
+        ? "secondDeployment"
+        : chargedTo(s.sandboxID, createdBy.get(s.sandboxID)),
     }));
     const finals = await strat.finalRuns();
     const { meters, meterMismatches } = meterSandboxes(emu, lifecycle, endAt);
@@ -481,9 +560,11 @@ export async function runWorkload(
     const finalById = new Map(finals.map((f) => [f.runId, f]));
     offLifecycle();
     const lostCreates = all
-      .map((s, k) => ({ s, k }))
-      .filter(({ s }) => lostCreateIds.has(s.sandboxID))
-      .map(({ s, k }) => ({ sandbox: s, run: finalById.get(strat.runOfSandbox(s, createdBy[k]) ?? "") }));
+      .filter((s) => lostCreateIds.has(s.sandboxID))
+      .map((s) => ({
+        sandbox: s,
+        run: finalById.get(strat.runOfSandbox(s, createdBy.get(s.sandboxID)) ?? ""),
+      }));
     const deaths = e2bKills.map((d) => ({ ...d, run: finalById.get(runIds.get(d.index) ?? "") }));
     const byEndpoint: Record<string, number> = {};
     for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
@@ -507,6 +588,7 @@ export async function runWorkload(
       clientTimeouts,
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
+      commands,
       pause,
       knowing: knowingReport(lostCreates, deaths, endAt),
       extra: await strat.extra(),

@@ -15,6 +15,8 @@ export type SandboxLife = {
   runId: string | undefined;
   startedAt: number;
   diedAt: number | undefined;
+  /** the fault this sandbox's story is charged to, for the per-fault breakdown ("(none)" if none) */
+  fault?: string;
 };
 
 export type RunFinal = {
@@ -37,8 +39,14 @@ export type OrphanReport = {
   nonTerminalRuns: number;
   /** sandboxes whose tagged run records a different sandbox id (never expected) */
   foreign: number;
-  /** runs made terminal while the sandbox they owned still lived (never expected) */
-  endedWhileSandboxLived: number;
+  /**
+   * Runs marked ended (stopped/failed) while their sandbox — the one they record, or (tagOwns)
+   * one tagged with them — still lived: how many such sandboxes, and the longest such span.
+   */
+  terminalWhileAlive: number;
+  longestTerminalWhileAliveS: number;
+  /** the same, by the fault each sandbox is charged to */
+  terminalWhileAliveByFault: Record<string, { count: number; longestS: number }>;
 };
 
 export function orphanReport(
@@ -57,7 +65,9 @@ export function orphanReport(
     orphanSandboxSeconds: 0,
     nonTerminalRuns: runs.filter((x) => !x.terminal).length,
     foreign: 0,
-    endedWhileSandboxLived: 0,
+    terminalWhileAlive: 0,
+    longestTerminalWhileAliveS: 0,
+    terminalWhileAliveByFault: {},
   };
   for (const s of sandboxes) {
     const death = s.diedAt ?? opts.endAt;
@@ -67,9 +77,19 @@ export function orphanReport(
     let ownedUntil = s.startedAt;
     if (run && (run.sandboxId === s.sandboxId || (run.sandboxId === undefined && opts.tagOwns))) {
       ownedUntil = run.terminal ? (run.endedAt ?? s.startedAt) : Number.POSITIVE_INFINITY;
-      if (run.terminal && death > ownedUntil) r.endedWhileSandboxLived++;
     } else if (run && run.sandboxId !== undefined && run.sandboxId !== s.sandboxId) {
       r.foreign++;
+    }
+    // Its run ended while it lived: the run records it, or (tagOwns) it carries the run's tag.
+    if (run?.terminal && (run.sandboxId === s.sandboxId || opts.tagOwns)) {
+      const span = (death - Math.max(s.startedAt, run.endedAt ?? s.startedAt)) / 1000;
+      if (span > 0) {
+        r.terminalWhileAlive++;
+        r.longestTerminalWhileAliveS = Math.max(r.longestTerminalWhileAliveS, span);
+        const f = (r.terminalWhileAliveByFault[s.fault ?? "(none)"] ??= { count: 0, longestS: 0 });
+        f.count++;
+        f.longestS = Math.max(f.longestS, span);
+      }
     }
     const from = Math.max(s.startedAt, ownedUntil);
     if (death > from) {

@@ -9,19 +9,61 @@
 // failure path's kill fails with a refused connection, without touching the emulator's fault
 // queues), and recordKill throws. From E2B's and the database's side that is exactly an action
 // that vanished after its create returned: a tagged sandbox, a "booting" run without sandboxId.
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { convexTest } from "convex-test";
 import { api, internal } from "../../convex/_generated/api";
 import type { Doc } from "../../convex/_generated/dataModel";
 import * as lifecycle from "../../convex/lifecycle";
 import schema from "../../convex/schema";
 import { convexModules } from "../../scripts/lib/inProcess";
-import { E2BEmulator, type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
+import { type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
+import { startEmulatorWithEnvd } from "../../tests/emulator/envd";
 import type { RunFinal } from "./chaosMetrics";
 import { WebhookEmulator } from "../../tests/emulator/webhooks";
 import { ALL_FAULTS, type FaultKind, prng, type StartPlan } from "./chaosPlan";
 import type { StartOutcome, Strategy } from "./chaosDriver";
 
 const API_KEY = "e2b_chaos_key";
+/** The second deployment of the secondDeployment fault: same E2B key, its own namespace. */
+const OTHER_NAMESPACE = "chaos-b";
+const OTHER_PREFIX = "b:";
+/** Query parameter the second deployment's path to E2B adds to every call, so its calls are known. */
+const OTHER_MARK = "chaosDeployment=b";
+
+/**
+ * The second deployment's way to E2B: a loopback forwarder that marks each request with
+ * OTHER_MARK (E2B ignores unknown query parameters; the emulator records the query), so the
+ * report can tell whose call killed what even when a call arrives after its caller gave up.
+ */
+async function markingForwarder(target: string): Promise<{ url: string; close(): Promise<void> }> {
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    const path = req.url!.includes("?") ? `${req.url}&${OTHER_MARK}` : `${req.url}?${OTHER_MARK}`;
+    const up = http.request(
+      { host: to.hostname, port: to.port, method: req.method, path, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on("error", () => req.socket.destroy());
+    res.on("close", () => {
+      if (!res.writableEnded) up.destroy(); // the caller gave up: so does the forwarded call
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
 /** Nothing listens on port 1: connections are refused at once. */
 const DEAD_URL = "http://127.0.0.1:1";
 
@@ -116,7 +158,12 @@ export function oursEnv(
 }
 
 export async function oursStrategy(o: OursOptions): Promise<Strategy> {
-  const emu = await E2BEmulator.start({ apiKey: API_KEY, clock: () => Date.now() });
+  // envd answers the users' commands from a script: nothing runs on this machine.
+  const emu = await startEmulatorWithEnvd({
+    apiKey: API_KEY,
+    clock: () => Date.now(),
+    envd: { runMode: "scripted", script: () => ({ stdout: "ok\n" }) },
+  });
   const restoreE2BEnv = useEmulatorEnv(emu, API_KEY);
   const env = {
     ...oursEnv(o),
@@ -193,6 +240,41 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     ...(await t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived),
   ];
 
+  // The second deployment: its own database and users, the same E2B key and emulator (reached
+  // through a forwarder that marks its calls), its own namespace. Its functions run only while
+  // process.env says so, and every one of its scheduled continuations is drained before the env
+  // is switched back.
+  let other:
+    | {
+        t: ReturnType<typeof newChaosConvex>;
+        users: ReturnType<ReturnType<typeof newChaosConvex>["withIdentity"]>[];
+        forwarder: Awaited<ReturnType<typeof markingForwarder>>;
+      }
+    | undefined;
+  const asOther = async <T>(fn: (o: NonNullable<typeof other>) => Promise<T>): Promise<T> => {
+    if (!other) {
+      const ot = newChaosConvex();
+      other = {
+        t: ot,
+        users: Array.from({ length: 10 }, (_, i) => ot.withIdentity({ subject: `other-user-${i}` })),
+        forwarder: await markingForwarder(emu.url),
+      };
+    }
+    const saved = { ns: process.env.SANDBOX_NAMESPACE, url: process.env.E2B_API_URL };
+    process.env.SANDBOX_NAMESPACE = OTHER_NAMESPACE;
+    process.env.E2B_API_URL = other.forwarder.url;
+    try {
+      const r = await fn(other);
+      await other.t.finishAllScheduledFunctions(() => {}, 1_000_000);
+      return r;
+    } finally {
+      process.env.SANDBOX_NAMESPACE = saved.ns;
+      process.env.E2B_API_URL = saved.url;
+    }
+  };
+  const otherRuns = async () =>
+    other ? (await other.t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived) : [];
+
   return {
     name: o.webhooks ? "ours + webhooks" : o.idleAction === "pause" ? "ours (pause)" : "ours (kill)",
     emu,
@@ -245,7 +327,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       try {
         const r = await users[p.owner]!.action(api.actions.startSandboxRun.startSandboxRun, {});
-        return { ok: true, runId: r.sandboxRunId };
+        return { ok: true, runId: r.sandboxRunId, sandboxId: r.sandboxId };
       } catch (err) {
         const code = (err as { data?: { code?: string } }).data?.code ?? "thrown";
         counters.startErrors[code] = (counters.startErrors[code] ?? 0) + 1;
@@ -293,6 +375,29 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
     },
 
+    async command(p, runId) {
+      try {
+        await users[p.owner]!.action(api.actions.runCommand.runCommand, {
+          sandboxRunId: runId,
+          command: "echo ok",
+        });
+        return "ok";
+      } catch (err) {
+        return (err as { data?: { code?: string } }).data?.code ?? "thrown";
+      }
+    },
+
+    async otherDeploymentStart(p) {
+      return asOther(async (o) => {
+        try {
+          await o.users[p.index % o.users.length]!.action(api.actions.startSandboxRun.startSandboxRun, {});
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    },
+
     async sweep() {
       // Both crons fire every minute; run one after the other (a valid interleaving, and a
       // deterministic one), each with its self-scheduled continuations drained.
@@ -315,10 +420,25 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       }
       await drain();
       await prune();
+      if (other) {
+        await asOther(async (o) => {
+          for (const cron of [
+            internal.actions.killIdleSandboxes.killIdleSandboxes,
+            internal.actions.reconcileSandboxes.reconcileSandboxes,
+          ]) {
+            try {
+              await o.t.action(cron, {});
+            } catch {
+              counters.sweepErrors++;
+            }
+            await o.t.finishAllScheduledFunctions(() => {}, 1_000_000);
+          }
+        });
+      }
     },
 
     async allRunsTerminal() {
-      return t.run(async (ctx) => {
+      const mine = await t.run(async (ctx) => {
         for (const status of ["booting", "running", "stopping", "pausing", "paused", "resuming"] as const) {
           const one = await ctx.db
             .query("sandboxRuns")
@@ -328,6 +448,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         }
         return true;
       });
+      return mine && (await otherRuns()).every((r) => r.final.terminal);
     },
 
     async finalRuns(): Promise<RunFinal[]> {
@@ -343,18 +464,24 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           ).map((e) => [e.runId as string, e.at] as const),
         ),
       );
-      return (await allRuns()).map((a) => {
+      const ours = (await allRuns()).map((a) => {
         const at = recorded.get(a.final.runId);
         return at === undefined ? a.final : { ...a.final, sandboxRecordedAt: at };
       });
+      const theirs = (await otherRuns()).map((a) => ({ ...a.final, runId: OTHER_PREFIX + a.final.runId }));
+      return [...ours, ...theirs];
     },
 
     runOfSandbox(s: EmulatedSandbox) {
-      return s.metadata.convexRunId;
+      const runId = s.metadata.convexRunId;
+      return runId !== undefined && s.metadata.convexNamespace === OTHER_NAMESPACE
+        ? OTHER_PREFIX + runId
+        : runId;
     },
 
     async extra() {
       const runs = await allRuns();
+      const theirRuns = (await otherRuns()).length;
       const x = await t.run(async (ctx) => {
         const kills = await ctx.db
           .query("runEvents")
@@ -389,12 +516,26 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
         "sandboxes killed by the reconciler": x.reconcileKills,
         "ended runs pruned from the table (harness)": archive.length,
         "stop / heartbeat / sweep action errors": `${counters.stopErrors} / ${counters.heartbeatErrors} / ${counters.sweepErrors}`,
+        "second deployment: its runs / kills of the other's sandboxes, ours→theirs / theirs→ours": (() => {
+          const ns = new Map(emu.all().map((s) => [s.sandboxID, s.metadata.convexNamespace]));
+          let oursKilledTheirs = 0;
+          let theirsKilledOurs = 0;
+          for (const c of emu.calls) {
+            if (c.endpoint !== "kill" || c.sandboxID === undefined) continue;
+            const target = ns.get(c.sandboxID);
+            const byOther = c.query?.includes(OTHER_MARK) === true;
+            if (target === OTHER_NAMESPACE && !byOther) oursKilledTheirs++;
+            if (target !== OTHER_NAMESPACE && target !== undefined && byOther) theirsKilledOurs++;
+          }
+          return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
+        })(),
         "resume errors seen by callers (run ended, or E2B failed)": fmt(counters.resumeErrors),
         ...(hooks ? { "webhook deliveries": webhookSummary(hooks, counters.webhookErrors) } : {}),
       };
     },
 
     async close() {
+      await other?.forwarder.close();
       restoreE2BEnv();
       for (const [k, v] of savedEnv) {
         if (v === undefined) delete process.env[k];

@@ -14,6 +14,7 @@ export const START_FAULTS = [
   "markRunRunningFails", // step 4 throws (seed: its one update throws)
   "recordKillFails", // step 4 throws AND the failure path's record throws
   "recordStartRefusalFails", // create refused (429) AND the refusal's record throws
+  "createLandsLate", // the create's answer is lost; E2B lands the sandbox up to 70 s after the client gave up
 ] as const;
 export type StartFault = (typeof START_FAULTS)[number];
 
@@ -22,6 +23,8 @@ export const BACKGROUND_FAULTS = [
   "kill500",
   "killTimeout",
   "list500",
+  "listIgnoresRunId", // E2B applies only the namespace part of a metadata filter
+  "killFakeSuccess", // E2B answers 204 to a kill without killing (only a later list can tell)
   // Pause and resume faults (only a strategy that pauses ever meets them). Drawn after the
   // others from the same stream, so the earlier faults of every start are unchanged.
   "pause500", // E2B answers 500 and does not pause
@@ -33,6 +36,14 @@ export const BACKGROUND_FAULTS = [
 ] as const;
 export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 
+/** Faults in the life of run i after its start, each drawn independently at the rate. */
+export const RUN_FAULTS = [
+  "proxyNotFound", // E2B's proxy answers 502 "sandbox not found" to the user's command while the sandbox lives
+  "envdKilled", // the user kills envd inside their sandbox before their command
+  "secondDeployment", // a second deployment (own namespace, same E2B key) starts a sandbox alongside
+] as const;
+export type RunFault = (typeof RUN_FAULTS)[number];
+
 /**
  * E2B ends a run's sandbox on its own (users report silent early deletions on 1–3 % of runs):
  * drawn per start from its own stream, at a time after the start; the driver kills whatever
@@ -41,8 +52,13 @@ export type BackgroundFault = (typeof BACKGROUND_FAULTS)[number];
 export const E2B_SIDE_FAULTS = ["e2bKillsSandbox"] as const;
 export type E2BSideFault = (typeof E2B_SIDE_FAULTS)[number];
 
-export type FaultKind = StartFault | BackgroundFault | E2BSideFault;
-export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS, ...E2B_SIDE_FAULTS];
+export type FaultKind = StartFault | BackgroundFault | RunFault | E2BSideFault;
+export const ALL_FAULTS: readonly FaultKind[] = [
+  ...START_FAULTS,
+  ...BACKGROUND_FAULTS,
+  ...RUN_FAULTS,
+  ...E2B_SIDE_FAULTS,
+];
 
 export type Behaviour =
   | { kind: "idle" } // never touches the run after the start: the idle sweep ends it
@@ -56,6 +72,11 @@ export type StartPlan = {
   startFault?: StartFault;
   background: BackgroundFault[];
   behaviour: Behaviour;
+  runFaults: RunFault[];
+  /** createLandsLate: how long after the create's arrival E2B lands the sandbox (simulated ms) */
+  landAfterMs?: number;
+  /** the user runs one command this long after the start (simulated ms), if at all */
+  commandAfterMs?: number;
   /**
    * The user comes back after being idle this long (not for "stop"), stays active for
    * `returnActiveMs`, then leaves for good. Drawn from its own stream: the rest of the plan is
@@ -136,6 +157,14 @@ export function makePlan(o: PlanOptions): StartPlan[] {
           : b < 0.8
             ? { kind: "active", activeForMs: minutes(50, 75) } // outlives the max lifetime
             : { kind: "stop", stopAfterMs: minutes(5 / 60, 15) };
+    // A fourth stream, so that adding these left every earlier draw of start i unchanged.
+    const q = prng(mix(o.seed, i, 4));
+    const runFaults = RUN_FAULTS.filter(() => q() < o.faultRate);
+    const landAfterMs = Math.round(q() * 70_000);
+    const dataPlane = runFaults.includes("proxyNotFound") || runFaults.includes("envdKilled");
+    // Data-plane faults need a command to hit; 10 % of other users run one too.
+    const command = dataPlane || q() < 0.1;
+
     const r = prng(mix(o.seed, i, 3));
     const returns = behaviour.kind !== "stop" && r() < 0.4;
     const rMinutes = (lo: number, hi: number) => Math.round((lo + r() * (hi - lo)) * 60_000);
@@ -148,6 +177,9 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       ...(startFault ? { startFault } : {}),
       background,
       behaviour,
+      runFaults,
+      ...(startFault === "createLandsLate" ? { landAfterMs } : {}),
+      ...(command ? { commandAfterMs: 30_000 } : {}),
       // Back after 2–45 idle minutes: before a pause, while paused, after an idle kill or past retention.
       ...(returns ? { returnAfterIdleMs: rMinutes(2, 45), returnActiveMs: rMinutes(1, 10) } : {}),
       ...(e2bKillsAfterMs !== undefined ? { e2bKillsAfterMs } : {}),

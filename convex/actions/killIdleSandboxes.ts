@@ -4,7 +4,7 @@ import { internal } from "../_generated/api";
 import { internalAction } from "../_generated/server";
 import { getConfig } from "../model/config";
 import type { KillOutcome } from "../model/status";
-import type { ExtendClaim, KillClaim, SweepPage } from "../model/sweep";
+import { type ExtendClaim, type KillClaim, type LanePage, laneTicket } from "../model/sweep";
 import { killRunSandbox, mapWithConcurrency, setSandboxLifetime, sweepsIdleWithoutKey } from "../lib/e2b.sdk";
 
 const RECORD_BATCH = 200;
@@ -17,21 +17,21 @@ type Work = { kind: "kill"; claim: KillClaim } | { kind: "extend"; claim: Extend
 /**
  * The cleanup sweep (cron, every minute): kills runs stuck booting, idle or past their max
  * lifetime, retries owed kills, and extends the E2B lifetime of active sandboxes. One page per
- * invocation. A backlog drains in parallel lanes: when the cron's own run finds a full page it
- * opens SANDBOX_SWEEP_PARALLEL_PAGES - 1 more lanes, and each lane takes its next page once its
- * current one is done. Claims are leased, so lanes never work on the same run.
+ * invocation, worked in a sweep lane leased in the database: a tick takes a free lane (or does
+ * nothing while all SANDBOX_SWEEP_PARALLEL_PAGES are busy); when its page is full it opens the
+ * other free lanes, and each lane takes its next page once its current one is done, then
+ * releases itself. So kills in flight never exceed lanes × SANDBOX_KILL_CONCURRENCY, across
+ * ticks. Claims are leased too, so lanes never work on the same run.
  */
 export const killIdleSandboxes = internalAction({
-  args: { lane: v.optional(v.number()) },
+  args: { lane: v.optional(laneTicket) },
   returns: v.object({ killed: v.number(), failed: v.number(), extended: v.number(), more: v.boolean() }),
   handler: async (ctx, args): Promise<SweepResult> => {
     const c = getConfig();
     if (sweepsIdleWithoutKey(c)) return { killed: 0, failed: 0, extended: 0, more: false };
     const self = internal.actions.killIdleSandboxes.killIdleSandboxes;
-    const page: SweepPage = await ctx.runMutation(internal.lifecycle.claimSweep, {});
-    if (page.more && args.lane === undefined) {
-      for (let lane = 1; lane < c.sweepParallelPages; lane++) await ctx.scheduler.runAfter(0, self, { lane });
-    }
+    const page: LanePage = await ctx.runMutation(internal.lifecycle.claimSweep, args);
+    for (const lane of page.opened) await ctx.scheduler.runAfter(0, self, { lane });
 
     // Kills and extensions share one pool of SANDBOX_KILL_CONCURRENCY calls in flight.
     const work: Work[] = [
@@ -55,7 +55,7 @@ export const killIdleSandboxes = internalAction({
     const extendsDone: {
       runId: ExtendClaim["runId"];
       sandboxId: string;
-      outcome: "extended" | "gone" | "failed";
+      outcome: "extended" | "gone" | "paused" | "failed";
       expiresAt: number;
       error?: string;
     }[] = [];
@@ -84,7 +84,10 @@ export const killIdleSandboxes = internalAction({
         extends: extendsDone.slice(i, i + RECORD_BATCH),
       });
     }
-    if (page.more) await ctx.scheduler.runAfter(0, self, { lane: args.lane ?? 0 });
+    if (page.lane !== null) {
+      if (page.more) await ctx.scheduler.runAfter(0, self, { lane: page.lane });
+      else await ctx.runMutation(internal.lifecycle.releaseSweepLane, { lane: page.lane });
+    }
     return {
       killed: kills.filter((k) => k.kill.outcome !== "failed").length,
       failed: kills.filter((k) => k.kill.outcome === "failed").length,

@@ -5,7 +5,7 @@ import type { Id } from "../_generated/dataModel";
 import { checkCommand } from "../model/access";
 import { ownerAction } from "../model/functions";
 import { getConfig, runningLifetimeMs } from "../model/config";
-import { runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
+import { confirmSandboxGone, runSandboxCommand, toCallerError } from "../lib/e2b.sdk";
 import { resumeIfPaused } from "../lib/resume.sdk";
 import { commandOutput } from "../schema";
 import { fail, sandboxErrorCode } from "../model/errors";
@@ -51,7 +51,14 @@ export const runCommand = ownerAction({
       lifetimeMs: runningLifetimeMs(c),
     });
     if (r.outcome === "gone" || r.outcome === "failed") {
-      const error = r.outcome === "gone" ? "the sandbox is gone" : r.failure.message;
+      // "Not found" on the command path is data-plane text (a proxy's 502, envd killed by the
+      // user): the run ends only on the control plane's word, after a kill of our own.
+      const gone = r.outcome === "gone" && (await confirmSandboxGone(c, begun.sandboxId)) === "gone";
+      const error = gone
+        ? "the sandbox is gone"
+        : r.outcome === "gone"
+          ? "the sandbox did not answer (E2B still has it)"
+          : r.failure.message;
       await ctx.runMutation(internal.commands.finish, {
         commandId: begun.commandId,
         status: "failed",
@@ -62,12 +69,18 @@ export const runCommand = ownerAction({
         durationMs: 0,
         error,
       });
-      if (r.outcome === "gone") {
+      if (gone) {
         await ctx.runMutation(internal.lifecycle.recordSandboxGone, {
           runId: begun.runId,
           sandboxId: begun.sandboxId,
         });
         throw fail("SANDBOX_GONE");
+      }
+      if (r.outcome === "gone") {
+        throw fail(
+          "E2B_UNAVAILABLE",
+          "The sandbox did not answer; it is still running, retry the command or stop the run",
+        );
       }
       throw toCallerError(r.failure);
     }

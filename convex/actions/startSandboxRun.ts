@@ -113,7 +113,7 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
         });
       } else {
         // The response may be lost while the sandbox lives: only its tag can find it.
-        const { kill } = await killSandboxesByTag(c, runId, c.killConcurrency);
+        const { kill } = await killSandboxesByTag(c, runId);
         await ctx.runMutation(internal.lifecycle.recordKill, {
           runId,
           reason: "start_failed",
@@ -122,6 +122,10 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
         });
       }
     });
+    if (failure.kind === "invalid" && failure.status === 404) {
+      // E2B does not know the template: a refusal (the run never had a sandbox), not SANDBOX_GONE.
+      throw fail("INVALID_TEMPLATE", `E2B has no template "${template}" for this deployment's key`);
+    }
     if (failure.kind === "rate_limited") {
       const retryAfterMs = failure.retryAfterMs ?? DEFAULT_E2B_BACKOFF_MS;
       throw fail("RATE_LIMITED", "E2B is rate limiting sandbox creation", { retryAfterMs });

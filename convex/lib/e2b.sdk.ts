@@ -15,7 +15,7 @@ import {
   TimeoutError as E2BTimeoutError,
 } from "e2b";
 import { ConvexError } from "convex/values";
-import type { Config } from "../model/config";
+import { type Config, DEADLINE_SLACK_MS, TAG_KILLS_PER_ATTEMPT } from "../model/config";
 import { ERROR_MESSAGES, type ErrorCode, fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import type { KillFailureKind, KillOutcome } from "../model/status";
 
@@ -147,18 +147,29 @@ export function sweepsIdleWithoutKey(c: Config): boolean {
 
 /**
  * Bounds a control-plane call by its request timeout even if the SDK's own deadline does not
- * fire (one slow call must never stall a sweep page).
+ * fire (one slow call must never stall a sweep page). At the deadline the HTTP request itself is
+ * aborted (the SDK passes `signal` to fetch), so no socket is left waiting behind us.
  */
-function withDeadline<T>(c: Config, call: Promise<T>): Promise<T> {
+function withDeadline<T>(c: Config, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = new Error(`no answer from E2B within ${c.e2bRequestTimeoutMs} ms`);
       err.name = "TimeoutError";
+      abort.abort(err);
       reject(err);
-    }, c.e2bRequestTimeoutMs + 5_000);
+    }, c.e2bRequestTimeoutMs + DEADLINE_SLACK_MS);
   });
-  return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([call(abort.signal), deadline]).finally(() => clearTimeout(timer));
+}
+
+/** E2B's list endpoint refuses a `limit` outside 1..100 with 400 (its OpenAPI paginationLimit). */
+export const E2B_LIST_MAX_LIMIT = 100;
+
+/** A lifetime E2B accepts: at least 1 s, at most the plan's maximum (above it, create and connect answer 400). */
+export function lifetimeWithinPlan(c: Config, lifetimeMs: number): number {
+  return Math.min(Math.max(1_000, Math.round(lifetimeMs)), c.planMaxLifetimeMs);
 }
 
 function connection(c: Config) {
@@ -189,17 +200,22 @@ export async function createTaggedSandbox(
 ): Promise<{ sandboxId: string }> {
   const conn = connection(c);
   try {
-    const sandbox = await withDeadline(
-      c,
+    const sandbox = await withDeadline(c, (signal) =>
       Sandbox.create(args.template, {
         ...conn,
-        timeoutMs: args.lifetimeMs,
+        signal,
+        timeoutMs: lifetimeWithinPlan(c, args.lifetimeMs),
+        // Kill at the end of the lifetime, explicitly: the SDK documents kill as only the current
+        // default, and this lifetime is the dead-man switch of the whole design.
+        lifecycle: { onTimeout: "kill" },
         metadata: { [TAG_NAMESPACE]: c.namespace, [TAG_RUN_ID]: args.runId },
       }),
     );
     return { sandboxId: sandbox.sandboxId };
   } catch (err) {
-    throw classifyE2BError(err);
+    const f = classifyE2BError(err);
+    // A 404 to a create is about the template (E2B: "template '<x>' not found"), never a sandbox.
+    throw f.kind === "not_found" ? { ...f, kind: "invalid" } : f;
   }
 }
 
@@ -213,7 +229,7 @@ export function isE2BFailure(x: unknown): x is E2BFailure {
  */
 export async function killSandboxSafely(c: Config, sandboxId: string): Promise<KillOutcome> {
   try {
-    const existed = await withDeadline(c, Sandbox.kill(sandboxId, connection(c)));
+    const existed = await withDeadline(c, (signal) => Sandbox.kill(sandboxId, { ...connection(c), signal }));
     return { outcome: existed ? "killed" : "gone" };
   } catch (err) {
     const f = classifyE2BError(err);
@@ -228,7 +244,11 @@ export type ListedSandbox = {
   state: "running" | "paused";
 };
 
-/** One page of this namespace's sandboxes (running and paused), optionally narrowed to a run. */
+/**
+ * One page of this namespace's sandboxes (running and paused), optionally narrowed to a run. The
+ * server filters by metadata; every tag is checked again here (namespace and run id), so that
+ * a filter E2B applies only in part can never make us touch another deployment's or run's sandbox.
+ */
 export async function listTaggedSandboxes(
   c: Config,
   opts: { runId?: string; nextToken?: string; limit?: number },
@@ -239,14 +259,16 @@ export async function listTaggedSandboxes(
     const paginator = Sandbox.list({
       ...connection(c),
       query: { metadata, state: ["running", "paused"] },
-      limit: opts.limit ?? 100,
+      limit: Math.min(Math.max(1, Math.floor(opts.limit ?? E2B_LIST_MAX_LIMIT)), E2B_LIST_MAX_LIMIT),
       ...(opts.nextToken ? { nextToken: opts.nextToken } : {}),
     });
-    const page = await withDeadline(c, paginator.nextItems());
+    const page = await withDeadline(c, (signal) => paginator.nextItems({ ...connection(c), signal }));
     const items = page
-      // The server filters by metadata; checking again costs nothing and guards the promise
-      // "never touch a sandbox without this namespace's tag".
-      .filter((s) => s.metadata?.[TAG_NAMESPACE] === c.namespace)
+      .filter(
+        (s) =>
+          s.metadata?.[TAG_NAMESPACE] === c.namespace &&
+          (opts.runId === undefined || s.metadata?.[TAG_RUN_ID] === opts.runId),
+      )
       .map((s) => ({
         sandboxId: s.sandboxId,
         runIdTag: s.metadata?.[TAG_RUN_ID],
@@ -261,24 +283,31 @@ export async function listTaggedSandboxes(
 
 /**
  * Kills every sandbox tagged with this run (for runs whose sandboxId was never learned).
- * "killed" means the list succeeded and every match is dead; `found` counts the matches.
+ * "killed" means the list succeeded, was complete, and every match is dead; `found` counts the
+ * matches. Bounded so that it fits any action's time budget: one list page and at most
+ * TAG_KILLS_PER_ATTEMPT kills, one after another (TAG_KILL_CALLS calls in all). Anything beyond
+ * (more matches, another page) is reported as a failure, so the kill stays owed and is retried.
  */
 export async function killSandboxesByTag(
   c: Config,
   runId: string,
-  concurrency: number,
 ): Promise<{ kill: KillOutcome; found: number }> {
-  const ids: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await listTaggedSandboxes(c, { runId, nextToken });
-    if (!page.ok) return { kill: failed(page.failure), found: ids.length };
-    ids.push(...page.items.map((s) => s.sandboxId));
-    nextToken = page.nextToken;
-  } while (nextToken);
-  const outcomes = await mapWithConcurrency(ids, concurrency, (id) => killSandboxSafely(c, id));
+  const page = await listTaggedSandboxes(c, { runId });
+  if (!page.ok) return { kill: failed(page.failure), found: 0 };
+  const ids = page.items.map((s) => s.sandboxId);
+  const outcomes: KillOutcome[] = [];
+  for (const id of ids.slice(0, TAG_KILLS_PER_ATTEMPT)) outcomes.push(await killSandboxSafely(c, id));
   const firstFailure = outcomes.find((o) => o.outcome === "failed");
-  return { kill: firstFailure ?? { outcome: ids.length ? "killed" : "gone" }, found: ids.length };
+  if (firstFailure) return { kill: firstFailure, found: ids.length };
+  if (ids.length > TAG_KILLS_PER_ATTEMPT || page.nextToken !== undefined) {
+    const more: KillOutcome = {
+      outcome: "failed",
+      kind: "other",
+      message: "more sandboxes may carry this run's tag than one attempt kills; retrying",
+    };
+    return { kill: more, found: ids.length };
+  }
+  return { kill: { outcome: ids.length ? "killed" : "gone" }, found: ids.length };
 }
 
 /** Kills a run's sandbox: by id when the run learned it, else every sandbox tagged with the run. */
@@ -288,24 +317,37 @@ export async function killRunSandbox(
 ): Promise<KillOutcome> {
   return run.sandboxId !== undefined
     ? await killSandboxSafely(c, run.sandboxId)
-    : (await killSandboxesByTag(c, run.runId, c.killConcurrency)).kill;
+    : (await killSandboxesByTag(c, run.runId)).kill;
 }
 
 export type ExtendOutcome =
-  { outcome: "extended" } | { outcome: "gone" } | (KillOutcome & { outcome: "failed" });
+  | { outcome: "extended" }
+  | { outcome: "gone" }
+  | { outcome: "paused" } // E2B answered 404 to setTimeout, but getInfo says it is paused
+  | (KillOutcome & { outcome: "failed" });
 
-/** Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch). */
+/**
+ * Sets the sandbox's remaining E2B lifetime to `lifetimeMs` from now (the dead-man switch).
+ * E2B answers 404 to a paused sandbox too (a snapshot has no lifetime), so a 404 is only "gone"
+ * once `confirmSandboxGone` says so; a paused one reports a failed extension, retried later.
+ */
 export async function setSandboxLifetime(
   c: Config,
   sandboxId: string,
   lifetimeMs: number,
 ): Promise<ExtendOutcome> {
   try {
-    await withDeadline(c, Sandbox.setTimeout(sandboxId, lifetimeMs, connection(c)));
+    const ms = lifetimeWithinPlan(c, lifetimeMs);
+    await withDeadline(c, (signal) => Sandbox.setTimeout(sandboxId, ms, { ...connection(c), signal }));
     return { outcome: "extended" };
   } catch (err) {
     const f = classifyE2BError(err);
-    return f.kind === "not_found" ? { outcome: "gone" } : (failed(f) as ExtendOutcome);
+    if (f.kind !== "not_found") return failed(f) as ExtendOutcome;
+    const seen = await confirmSandboxGone(c, sandboxId);
+    if (seen === "gone") return { outcome: "gone" };
+    return seen === "alive"
+      ? { outcome: "paused" }
+      : { outcome: "failed", kind: "other", message: f.message };
   }
 }
 
@@ -327,14 +369,26 @@ export async function mapWithConcurrency<T, R>(
   return results;
 }
 
-/** Asks E2B whether a sandbox still exists, without touching its lifetime (unlike connect). */
-export async function probeSandbox(c: Config, sandboxId: string): Promise<"alive" | "gone" | "unknown"> {
+/**
+ * Whether a sandbox is certainly gone, on the control plane's word only. getInfo 200 (running or
+ * paused): "alive". getInfo 404 — missing, or being killed — is then confirmed by a kill of our
+ * own (kill first, then record): 204 or 404 is "gone" (a kill that E2B accepted ends the VM, or
+ * its orphan reaper does within about 80 s). Anything else: "unknown", and nothing is recorded.
+ * Never touches the sandbox's lifetime (unlike connect). For sandboxes whose create returned:
+ * a create still in flight also answers 404.
+ */
+export async function confirmSandboxGone(
+  c: Config,
+  sandboxId: string,
+): Promise<"alive" | "gone" | "unknown"> {
   try {
-    await withDeadline(c, Sandbox.getInfo(sandboxId, connection(c)));
+    await withDeadline(c, (signal) => Sandbox.getInfo(sandboxId, { ...connection(c), signal }));
     return "alive";
   } catch (err) {
-    return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
+    if (classifyE2BError(err).kind !== "not_found") return "unknown";
   }
+  const kill = await killSandboxSafely(c, sandboxId);
+  return kill.outcome === "failed" ? "unknown" : "gone";
 }
 
 export type CommandOutcome =
@@ -352,6 +406,9 @@ export type CommandOutcome =
       durationMs: number;
       sandboxExpiresAt: number; // ms: connecting gave the sandbox this lifetime (never shortens it)
     }
+  // "not found" from connect or from the data plane (envd, E2B's proxy): a suspicion, never proof.
+  // A proxy's intermittent 502 or a user killing envd says it while the sandbox lives on; the
+  // caller asks the control plane (confirmSandboxGone) before it records anything.
   | { outcome: "gone" }
   | { outcome: "failed"; failure: E2BFailure };
 
@@ -433,9 +490,12 @@ export async function runSandboxCommand(
   const startedReal = performance.now();
   let sandbox: Sandbox;
   try {
-    sandbox = await withDeadline(
-      c,
-      Sandbox.connect(args.sandboxId, { ...connection(c), timeoutMs: args.lifetimeMs }),
+    sandbox = await withDeadline(c, (signal) =>
+      Sandbox.connect(args.sandboxId, {
+        ...connection(c),
+        signal,
+        timeoutMs: lifetimeWithinPlan(c, args.lifetimeMs),
+      }),
     );
   } catch (err) {
     const f = classifyE2BError(err);
@@ -528,7 +588,7 @@ export type PauseOutcome =
 /** Asks E2B to pause a sandbox (POST /sandboxes/{id}/pause); never throws. */
 export async function pauseSandbox(c: Config, sandboxId: string): Promise<PauseOutcome> {
   try {
-    const paused = await withDeadline(c, Sandbox.pause(sandboxId, connection(c)));
+    const paused = await withDeadline(c, (signal) => Sandbox.pause(sandboxId, { ...connection(c), signal }));
     return { outcome: paused ? "paused" : "already_paused" };
   } catch (err) {
     const f = classifyE2BError(err);
@@ -552,7 +612,9 @@ export async function resumeSandbox(
   lifetimeMs: number,
 ): Promise<ResumeOutcome> {
   try {
-    await withDeadline(c, Sandbox.connect(sandboxId, { ...connection(c), timeoutMs: lifetimeMs }));
+    await withDeadline(c, (signal) =>
+      Sandbox.connect(sandboxId, { ...connection(c), signal, timeoutMs: lifetimeWithinPlan(c, lifetimeMs) }),
+    );
     return { outcome: "resumed" };
   } catch (err) {
     const f = classifyE2BError(err);
@@ -567,7 +629,7 @@ export async function sandboxState(
   sandboxId: string,
 ): Promise<"running" | "paused" | "gone" | "unknown"> {
   try {
-    const info = await withDeadline(c, Sandbox.getInfo(sandboxId, connection(c)));
+    const info = await withDeadline(c, (signal) => Sandbox.getInfo(sandboxId, { ...connection(c), signal }));
     return info.state === "paused" ? "paused" : "running";
   } catch (err) {
     return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";

@@ -1,12 +1,12 @@
 import { type Infer, v } from "convex/values";
 import type { MutationCtx } from "../_generated/server";
 import { checkTemplate } from "./access";
-import { getConfig } from "./config";
+import { getConfig, MAX_CREATE_WAIT_MS } from "./config";
 import { insertBootingRun, type Run } from "./runs";
 import type { IdleAction } from "./status";
 
-/** A start waits at most this long for a global create slot; beyond it, it is refused (ms). */
-export const MAX_CREATE_WAIT_MS = 5_000;
+// The grace window's floor counts MAX_CREATE_WAIT_MS, so it lives with the config.
+export { MAX_CREATE_WAIT_MS };
 /** Back-off after E2B answered 429 without saying for how long (ms). */
 export const DEFAULT_E2B_BACKOFF_MS = 10_000;
 const RATE_WINDOW_MS = 60_000;

@@ -1,6 +1,6 @@
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
-import { type Config, getConfig, runningLifetimeMs } from "./config";
+import { callBoundMs, type Config, getConfig, runningLifetimeMs, TAG_KILL_CALLS } from "./config";
 import {
   canTransition,
   type EndReason,
@@ -54,11 +54,11 @@ export async function transition(
 
 /**
  * Until when claimed kills belong to whoever claimed them, before a sweep may retry them (ms):
- * long enough for `items` kills, `killConcurrency` at a time, each a list and a kill that may
- * each take a whole request timeout.
+ * long enough for `units` E2B calls, `killConcurrency` at a time, plus the longest single kill
+ * (by tag: TAG_KILL_CALLS calls), each call taking its whole bound.
  */
-export function killLeaseUntil(c: Config, now: number, items = 1): number {
-  return now + Math.ceil(items / c.killConcurrency) * 2 * c.e2bRequestTimeoutMs + 30_000;
+export function killLeaseUntil(c: Config, now: number, units = TAG_KILL_CALLS): number {
+  return now + (Math.ceil(units / c.killConcurrency) + TAG_KILL_CALLS) * callBoundMs(c) + 30_000;
 }
 
 /** How long to wait before retrying a kill that failed `attempts` times (ms). */
@@ -262,7 +262,7 @@ export async function settleExtend(
   args: {
     runId: Id<"sandboxRuns">;
     sandboxId: string;
-    outcome: "extended" | "gone" | "failed";
+    outcome: "extended" | "gone" | "paused" | "failed";
     expiresAt: number;
     error?: string;
   },
@@ -281,6 +281,17 @@ export async function settleExtend(
       sandboxId: args.sandboxId,
       detail: `expires ${new Date(args.expiresAt).toISOString()}`,
     });
+  } else if (args.outcome === "paused") {
+    // E2B still has it, paused: a snapshot has no lifetime to extend. Only a kill's answer may
+    // end this run: the kill is owed now (kill first, then record).
+    await transition(
+      ctx,
+      run._id,
+      ["running"],
+      "stopping",
+      { endReason: "sandbox_gone", deadlineAt: now },
+      { reason: "sandbox_gone", sandboxId: args.sandboxId },
+    );
   } else if (args.outcome === "gone") {
     await endRunSandboxGone(ctx, run._id, args.sandboxId);
   } else {
