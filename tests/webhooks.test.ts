@@ -305,8 +305,10 @@ describe("delivery faults", () => {
     await deliver();
     expect(hooks.deliveries.at(-1)).toMatchObject({ type: "sandbox.lifecycle.killed", dropped: true });
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "running" });
-    clock.advance(BOOT_MS + 1);
+    // Past the reconciler's grace window (its floor covers E2B's 70 s create deadline).
+    clock.advance(5 * 60_000);
     await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
+    await sweep();
     expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
   });
 
