@@ -393,6 +393,9 @@ const knowingTable = table(
     `${r.knowing.lostCreateIdRecorded.n} / ${r.knowing.e2bDeathRunEnded.n}`,
   ]),
 );
+const hooksTwa =
+  oursHooks.orphans.terminalWhileAlive -
+  (oursHooks.orphans.terminalWhileAliveByFault.killFakeSuccess?.count ?? 0);
 const hookGoals: [string, string, string, boolean][] = [
   [
     "lost create response: id recorded, p99",
@@ -419,10 +422,10 @@ const hookGoals: [string, string, string, boolean][] = [
     oursHooks.orphans.nonTerminalRuns === 0,
   ],
   [
-    "runs ended while the sandbox they recorded lived on",
+    "runs terminal while their sandbox lived, any fault but killFakeSuccess (as for ours)",
     "0",
-    String(oursHooks.orphans.terminalWhileAlive),
-    oursHooks.orphans.terminalWhileAlive === 0,
+    String(hooksTwa),
+    hooksTwa === 0,
   ],
 ];
 const hookGoalTable = table(
