@@ -14,9 +14,10 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_E2B_BACKOFF_MS } from "../convex/model/admission";
 import type { WorkloadResult } from "./lib/chaosDriver";
+import type { Latency } from "./lib/chaosMetrics";
 import { oursEnv } from "./lib/chaosOurs";
 import { ALL_FAULTS, makePlan } from "./lib/chaosPlan";
-import { type ChaosOptions, type ChaosStrategy, T0 } from "./lib/chaosWorker";
+import { type ChaosOptions, type ChaosStrategy, T0, WEBHOOK_LATENCY_MS } from "./lib/chaosWorker";
 import { CHAOS_PAUSED_RETENTION_MS } from "./lib/chaosOurs";
 import { graceFloorMs, SWEEP_INTERVAL_MS } from "../convex/model/config";
 
@@ -41,6 +42,8 @@ const known = [
   "heartbeat-every-s",
   "drain-bound-min",
   "prune-ended-after-min",
+  "webhook-drop-rate",
+  "webhook-duplicate-rate",
 ];
 for (const a of argv) {
   const name = a.startsWith("--") ? a.slice(2).split("=")[0]! : undefined;
@@ -57,6 +60,8 @@ const O: ChaosOptions = {
   heartbeatEveryMs: Math.floor(opt("heartbeat-every-s", 60) * 1000),
   drainBoundMs: Math.floor(opt("drain-bound-min", 120) * 60_000),
   pruneEndedAfterMs: Math.floor(opt("prune-ended-after-min", 2) * 60_000),
+  webhookDropRate: opt("webhook-drop-rate", 0.05),
+  webhookDuplicateRate: opt("webhook-duplicate-rate", 0.05),
 };
 // Fails fast on a bad --fault-rate, before any worker starts.
 makePlan({ ...O, runs: 1, t0: T0, backoffAfter429Ms: DEFAULT_E2B_BACKOFF_MS });
@@ -87,11 +92,21 @@ function runStrategy(strategy: ChaosStrategy): Promise<WorkloadResult> {
     );
   });
 }
-const results = await Promise.all([runStrategy("ours"), runStrategy("ours-pause"), runStrategy("seed")]);
+const results = await Promise.all([
+  runStrategy("ours"),
+  runStrategy("ours-pause"),
+  runStrategy("ours-webhooks"),
+  runStrategy("seed"),
+]);
 const totalWallS = (performance.now() - wallStart) / 1000;
 
 // ------------------------------------------------------------------ report
-const [ours, oursPause, seed] = results as [WorkloadResult, WorkloadResult, WorkloadResult];
+const [ours, oursPause, oursHooks, seed] = results as [
+  WorkloadResult,
+  WorkloadResult,
+  WorkloadResult,
+  WorkloadResult,
+];
 const n = (x: number, d = 0) =>
   Number.isFinite(x)
     ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })
@@ -274,9 +289,11 @@ const faultTable = table(
     "planned",
     "injected: ours (kill)",
     "injected: ours (pause)",
+    "injected: ours + webhooks",
     "injected: seed",
     "runs terminal while their sandbox lived: ours (kill)",
     "… ours (pause)",
+    "… ours + webhooks",
     "… seed",
   ],
   [
@@ -285,12 +302,25 @@ const faultTable = table(
       Math.max(ours.planned[k], oursPause.planned[k]),
       ours.injected[k],
       oursPause.injected[k],
+      oursHooks.injected[k],
       seed.injected[k],
       twaOf(ours, k),
       twaOf(oursPause, k),
+      twaOf(oursHooks, k),
       twaOf(seed, k),
     ]),
-    ["(no fault)", "", "", "", "", twaOf(ours, "(none)"), twaOf(oursPause, "(none)"), twaOf(seed, "(none)")],
+    [
+      "(no fault)",
+      "",
+      "",
+      "",
+      "",
+      "",
+      twaOf(ours, "(none)"),
+      twaOf(oursPause, "(none)"),
+      twaOf(oursHooks, "(none)"),
+      twaOf(seed, "(none)"),
+    ],
   ],
 );
 
@@ -344,8 +374,67 @@ const ctx = table(
   ],
 );
 
+// How soon the backend knew what E2B knew: webhooks on vs polling alone.
+const sec = (x: number) => (Number.isFinite(x) ? `${n(x, 1)} s` : "never");
+const lat = (l: Latency) => (l.n === 0 ? "—" : `${sec(l.p50)} / ${sec(l.p95)} / ${sec(l.p99)}`);
+const knowingTable = table(
+  [
+    "strategy",
+    "lost create response: creation → id recorded (p50 / p95 / p99)",
+    "… → run ended (p50 / p95 / p99)",
+    "E2B-side death → run ended (p50 / p95 / p99)",
+    "lost creates / E2B-side deaths counted",
+  ],
+  results.map((r) => [
+    r.strategy,
+    `${lat(r.knowing.lostCreateIdRecorded)} (${r.knowing.lostCreateIdRecorded.happened} of ${r.knowing.lostCreateIdRecorded.n} recorded)`,
+    lat(r.knowing.lostCreateRunEnded),
+    lat(r.knowing.e2bDeathRunEnded),
+    `${r.knowing.lostCreateIdRecorded.n} / ${r.knowing.e2bDeathRunEnded.n}`,
+  ]),
+);
+const hooksTwa =
+  oursHooks.orphans.terminalWhileAlive -
+  (oursHooks.orphans.terminalWhileAliveByFault.killFakeSuccess?.count ?? 0);
+const hookGoals: [string, string, string, boolean][] = [
+  [
+    "lost create response: id recorded, p99",
+    "≤ 5 s",
+    sec(oursHooks.knowing.lostCreateIdRecorded.p99),
+    oursHooks.knowing.lostCreateIdRecorded.p99 <= 5,
+  ],
+  [
+    "E2B-side death → run ended, p99",
+    "≤ 5 s",
+    sec(oursHooks.knowing.e2bDeathRunEnded.p99),
+    oursHooks.knowing.e2bDeathRunEnded.p99 <= 5,
+  ],
+  [
+    "sandboxes alive with no live run after drain",
+    "0",
+    String(oursHooks.orphans.aliveOrphansAtEnd),
+    oursHooks.orphans.aliveOrphansAtEnd === 0,
+  ],
+  [
+    "runs left non-terminal",
+    "0",
+    String(oursHooks.orphans.nonTerminalRuns),
+    oursHooks.orphans.nonTerminalRuns === 0,
+  ],
+  [
+    "runs terminal while their sandbox lived, any fault but killFakeSuccess (as for ours)",
+    "0",
+    String(hooksTwa),
+    hooksTwa === 0,
+  ],
+];
+const hookGoalTable = table(
+  ["goal (ours + webhooks)", "target", "ours + webhooks", "met"],
+  hookGoals.map(([g, tgt, v, ok]) => [g, tgt, v, ok ? "yes" : "**NO**"]),
+);
+
 const envUsed = oursEnv({ requestTimeoutMs: O.requestTimeoutMs });
-const allMet = goals.every((g) => g[3]);
+const allMet = goals.every((g) => g[3]) && hookGoals.every((g) => g[3]);
 const wallOf = (r: WorkloadResult) =>
   `${n(r.wallMs / 1000, 1)} s (starts ${n(r.wallByStep.starts, 0)}, stops ${n(r.wallByStep.stops, 0)}, heartbeats ${n(
     r.wallByStep.heartbeats,
@@ -362,8 +451,11 @@ const section = `## \`${command}\`
   .join(
     ", ",
   )}; ended runs pruned ${O.pruneEndedAfterMs < 0 ? "never" : `${O.pruneEndedAfterMs / 60_000} simulated min after they ended`}.
-- wall time: **${n(totalWallS, 1)} s** in total; both strategies ran at once, one worker thread each — ours ${wallOf(ours)},
-  seed ${wallOf(seed)}.
+- ours + webhooks: the same, plus lifecycle webhooks (E2B_WEBHOOK_SECRET, registered with admin:registerE2BWebhook):
+  delivery latency ${WEBHOOK_LATENCY_MS[0] / 1000}–${WEBHOOK_LATENCY_MS[1] / 1000} simulated s, ${O.webhookDropRate * 100} % of delivery attempts lost (E2B retries: 3, 10 s apart),
+  ${O.webhookDuplicateRate * 100} % of events delivered twice (1 s apart). "ours" is the same backend with no webhook registered: polling alone.
+- wall time: **${n(totalWallS, 1)} s** in total; the strategies ran at once, one worker thread each — ours ${wallOf(ours)},
+  ours + webhooks ${wallOf(oursHooks)}, seed ${wallOf(seed)}.
 - goals: **${allMet ? "all met" : "NOT all met"}**
 
 ${main}
@@ -374,6 +466,10 @@ ${goalTable}
 lifecycle events — created, paused, resumed, killed — checked against its per-sandbox meter):
 
 ${pauseTable}
+
+${knowingTable}
+
+${hookGoalTable}
 
 ${faultTable}
 
@@ -443,6 +539,16 @@ const HOW_TO_READ = `## How to read it
   happens (the driver lets the late answer land before simulated time moves on). A plain \`hang\` is not used: with
   e2b 2.51 on Node 20 a garbage collection during the call can detach the SDK's timeout signal (nodejs/undici#4068,
   through the SDK's \`Request.clone()\`), and the hung call then waits for undici's 300 s headers timeout.
+- **ours + webhooks** (beside **ours**, polling alone): the same backend with a lifecycle webhook registered through
+  \`admin:registerE2BWebhook\`; tests/emulator/webhooks.ts signs each event the emulator publishes and delivers it into
+  convex-test's HTTP router at its due time on the simulated clock (latency drawn uniformly from the range shown; each
+  attempt lost with the drop rate and retried by "E2B" up to 3 times, 10 s apart, the interval E2B's docs preview gives;
+  duplicates 1 s apart). **e2bKillsSandbox**: E2B ends a start's sandbox on its own 15 s–20 min after the start, if it
+  still lives (drawn per start from its own stream, so the other faults of start i are unchanged). **Knowing**: for each
+  sandbox whose create response was lost, from its creation to its id recorded on its run ("never" if the run never
+  learned it; p99 counts "never" as infinite) and to the run ending; for each such E2B-side death of a sandbox its live
+  run recorded, from the death to the run ending. **Runs ended while the sandbox they recorded lived on** counts runs
+  made terminal while their own sandbox was still alive at E2B.
 - **Client-side timeouts not injected**: requests the SDK abandoned at E2B_REQUEST_TIMEOUT_MS although no fault delayed
   them (the worker's event loop was busy for longer than that, e.g. under load): unplanned chaos, counted separately.
 - **Seed assumptions** (the seed document is silent): sandboxes get the SDK's default lifetime (300 s); heartbeats
@@ -494,10 +600,14 @@ writeFileSync(
 writeFileSync(join(outDir, "chaos.json"), JSON.stringify(saved, null, 2) + "\n");
 
 console.log(`\n${command}   (${O.runs} starts, plan seed ${O.seed}, fault rate ${O.faultRate})`);
-console.log(`wall ${n(totalWallS, 1)} s — ours ${wallOf(ours)}, seed ${wallOf(seed)}\n`);
+console.log(
+  `wall ${n(totalWallS, 1)} s — ours ${wallOf(ours)}, ours + webhooks ${wallOf(oursHooks)}, seed ${wallOf(seed)}\n`,
+);
 console.log(main + "\n");
 console.log(goalTable + "\n");
 console.log(pauseTable + "\n");
+console.log(knowingTable + "\n");
+console.log(hookGoalTable + "\n");
 console.log(faultTable + "\n");
 console.log(ctx + "\n");
 console.log(

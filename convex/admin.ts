@@ -103,3 +103,14 @@ export const stats = internalAction({
     };
   },
 });
+
+/**
+ * `npx convex run admin:registerE2BWebhook`: registers this deployment's lifecycle webhook at
+ * E2B (url = CONVEX_SITE_URL + /e2b/webhook, every lifecycle event, E2B_WEBHOOK_SECRET), or
+ * updates it; safe to run again. The E2B call lives in a Node action.
+ */
+export const registerE2BWebhook = internalAction({
+  args: {},
+  handler: (ctx): Promise<{ action: "created" | "updated"; id: string; url: string }> =>
+    ctx.runAction(internal.actions.registerE2BWebhook.registerE2BWebhook, {}),
+});

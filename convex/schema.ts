@@ -135,4 +135,16 @@ export default defineSchema({
     kill: killOutcome,
     at: v.number(), // ms
   }).index("by_at", ["at"]),
+
+  // E2B lifecycle webhook deliveries handled, one per event id: a replayed or retried delivery
+  // of the same event finds its row and changes nothing. Purged by retention.
+  webhookEvents: defineTable({
+    eventId: v.string(),
+    type: v.string(),
+    sandboxId: v.string(),
+    at: v.number(), // ms, when it was handled
+    outcome: v.string(), // what the handler did, for operators
+  })
+    .index("by_eventId", ["eventId"])
+    .index("by_at", ["at"]),
 });

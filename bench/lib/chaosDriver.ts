@@ -15,7 +15,15 @@ import {
   type StartFault,
   type StartPlan,
 } from "./chaosPlan";
-import { orphanReport, type OrphanReport, type RunFinal, type SandboxLife } from "./chaosMetrics";
+import {
+  type E2BKill,
+  knowingReport,
+  type KnowingReport,
+  orphanReport,
+  type OrphanReport,
+  type RunFinal,
+  type SandboxLife,
+} from "./chaosMetrics";
 import { meterSandboxes, pauseReport, type PauseReport, returnAt } from "./chaosPauseMetrics";
 
 export type StartOutcome = { ok: true; runId: string; sandboxId?: string } | { ok: false; code: string };
@@ -49,6 +57,12 @@ export interface Strategy {
   runOfSandbox(s: EmulatedSandbox, startIndex: number | undefined): string | undefined;
   /** Strategy-specific counters for the report. */
   extra(): Promise<Record<string, number | string>>;
+  /** Lifecycle webhook deliveries queued on the simulated clock (a strategy that takes them). */
+  readonly webhooks?: {
+    nextDueAt(): number | undefined;
+    /** Delivers everything due by `until` (the clock is at `until`), with its consequences. */
+    deliverDue(until: number): Promise<void>;
+  };
   close(): Promise<void>;
 }
 
@@ -91,6 +105,8 @@ export type WorkloadResult = {
   /** the user's commands, by outcome */
   commands: Record<string, number>;
   pause: PauseReport;
+  /** lost create responses and E2B-side deaths: how soon the backend knew (simulated s) */
+  knowing: KnowingReport;
   extra: Record<string, number | string>;
 };
 
@@ -160,10 +176,10 @@ const PAUSE_FAULTS: readonly BackgroundFault[] = [
 const RESUME_FAULTS: readonly BackgroundFault[] = ["resume500", "resumeTimeout", "resumeResponseLost"];
 
 /**
- * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < command),
+ * Min-heap of timeline events: by time, then kind (start < stop < heartbeat < return < command < E2B kill),
  * then index. A heartbeat carries when the user's current active spell ends.
  */
-type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4; i: number; until?: number };
+type Ev = { at: number; kind: 0 | 1 | 2 | 3 | 4 | 5; i: number; until?: number };
 class Heap {
   private a: Ev[] = [];
   get size() {
@@ -267,6 +283,18 @@ export async function runWorkload(
       if (!createdAt.has(e.sandboxId)) createdAt.set(e.sandboxId, e.at);
       if (creating !== undefined && !createdBy.has(e.sandboxId)) createdBy.set(e.sandboxId, creating);
     });
+    // Sandboxes by the start during which E2B created them (its `created` event), robust to a
+    // create that a busy event loop let time out; and those whose create response was lost.
+    let startInFlight: number | undefined;
+    const sandboxesOfStart = new Map<number, string[]>();
+    const lostCreateIds = new Set<string>();
+    const offLifecycle = emu.onLifecycle((e) => {
+      if (e.type !== "created" || startInFlight === undefined) return;
+      const list = sandboxesOfStart.get(startInFlight) ?? [];
+      list.push(e.sandboxId);
+      sandboxesOfStart.set(startInFlight, list);
+    });
+    const e2bKills: E2BKill[] = [];
     let startsOk = 0;
     let startsDone = 0;
     let startsFailed = 0;
@@ -292,6 +320,14 @@ export async function runWorkload(
 
     for (;;) {
       const ev = heap.peek();
+      const hookAt = strat.webhooks?.nextDueAt();
+      if (hookAt !== undefined && hookAt <= Math.min(nextSweep, ev?.at ?? Number.POSITIVE_INFINITY, bound)) {
+        // A webhook delivery is due before anything else happens.
+        const at = Math.max(o.clock.now(), hookAt);
+        o.clock.set(at);
+        await strat.webhooks!.deliverDue(at);
+        continue;
+      }
       if (nextSweep <= (ev?.at ?? Number.POSITIVE_INFINITY)) {
         if (nextSweep > bound) break;
         o.clock.set(nextSweep);
@@ -340,9 +376,11 @@ export async function runWorkload(
         const before = emu.calls.length;
         const t = performance.now();
         creating = p.index;
+        startInFlight = p.index;
         const r = await strat.start(p);
         await settle(before);
         creating = undefined;
+        startInFlight = undefined;
         // A create still in flight at E2B belongs to this start, whenever it lands.
         if (p.startFault === "createLandsLate")
           for (const s of emu.pendingCreates())
@@ -360,6 +398,8 @@ export async function runWorkload(
           const c = emu.calls[k]!;
           if (c.endpoint !== "create") continue;
           if (c.fault) faultedCreates++;
+          if (c.fault?.dropResponse)
+            for (const id of sandboxesOfStart.get(p.index) ?? []) lostCreateIds.add(id);
         }
         if (createFault) {
           if (faultedCreates > 0) injectedE2B[p.startFault!]++;
@@ -378,6 +418,10 @@ export async function runWorkload(
             heap.push({ at: p.at + o.heartbeatEveryMs, kind: 2, i: p.index, until: p.at + until });
           const back = returnAt(p);
           if (back !== undefined) heap.push({ at: back, kind: 3, i: p.index });
+          if (p.e2bKillsAfterMs !== undefined) {
+            planned.e2bKillsSandbox++;
+            heap.push({ at: p.at + p.e2bKillsAfterMs, kind: 5, i: p.index });
+          }
         } else {
           startsFailed++;
         }
@@ -400,6 +444,14 @@ export async function runWorkload(
         await settle(callsBefore);
         wallByStep.commands += (performance.now() - t) / 1000;
         commands[outcome] = (commands[outcome] ?? 0) + 1;
+      } else if (ev!.kind === 5) {
+        // E2B ends this start's sandbox on its own, if it still lives.
+        const victim = (sandboxesOfStart.get(p.index) ?? []).find((id) => emu.isAlive(id));
+        if (victim !== undefined) {
+          emu.killDirect(victim);
+          injectedE2B.e2bKillsSandbox++;
+          e2bKills.push({ index: p.index, sandboxId: victim, at: o.clock.now() });
+        }
       } else if (ev!.kind === 1) {
         stopsIssued++;
         const callsBefore = emu.calls.length;
@@ -505,6 +557,15 @@ export async function runWorkload(
       sweepIntervalMs: o.sweepIntervalMs,
       endAt,
     });
+    const finalById = new Map(finals.map((f) => [f.runId, f]));
+    offLifecycle();
+    const lostCreates = all
+      .filter((s) => lostCreateIds.has(s.sandboxID))
+      .map((s) => ({
+        sandbox: s,
+        run: finalById.get(strat.runOfSandbox(s, createdBy.get(s.sandboxID)) ?? ""),
+      }));
+    const deaths = e2bKills.map((d) => ({ ...d, run: finalById.get(runIds.get(d.index) ?? "") }));
     const byEndpoint: Record<string, number> = {};
     for (const c of emu.calls) byEndpoint[c.endpoint] = (byEndpoint[c.endpoint] ?? 0) + 1;
     return {
@@ -529,6 +590,7 @@ export async function runWorkload(
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
       commands,
       pause,
+      knowing: knowingReport(lostCreates, deaths, endAt),
       extra: await strat.extra(),
     };
   }

@@ -24,6 +24,8 @@ export type RunFinal = {
   sandboxId: string | undefined;
   terminal: boolean;
   endedAt: number | undefined;
+  /** when the run first recorded its sandbox id (strategies that log it) */
+  sandboxRecordedAt?: number;
 };
 
 export type OrphanReport = {
@@ -99,4 +101,70 @@ export function orphanReport(
     }
   }
   return r;
+}
+
+/** A sandbox E2B ended on its own (the e2bKillsSandbox fault), at `at`. */
+export type E2BKill = { index: number; sandboxId: string; at: number };
+
+/** p50 / p95 / p99 (nearest rank, s) over `n` cases; a case that never happened counts as infinite. */
+export type Latency = { n: number; happened: number; p50: number; p95: number; p99: number; max: number };
+
+function latency(xs: readonly (number | undefined)[]): Latency {
+  const v = xs.map((x) => x ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
+  const rank = (q: number) =>
+    v.length ? v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]! : Number.NaN;
+  return {
+    n: v.length,
+    happened: xs.filter((x) => x !== undefined).length,
+    p50: rank(0.5),
+    p95: rank(0.95),
+    p99: rank(0.99),
+    max: v.length ? v[v.length - 1]! : Number.NaN,
+  };
+}
+
+/**
+ * How soon the backend knew what E2B knew (simulated seconds):
+ * - a create whose response was lost: from the sandbox's creation to its id recorded on its
+ *   run (never, when the run never learned it) and to the run ending;
+ * - a sandbox E2B ended on its own while its run was live: from its death to the run ending.
+ *   A death of a sandbox its run never recorded, or after the run had ended, is not counted.
+ */
+export type KnowingReport = {
+  lostCreateIdRecorded: Latency;
+  lostCreateRunEnded: Latency;
+  e2bDeathRunEnded: Latency;
+  e2bDeaths: number;
+};
+
+export function knowingReport(
+  lost: readonly { sandbox: { sandboxID: string; startedAt: number }; run: RunFinal | undefined }[],
+  deaths: readonly (E2BKill & { run: RunFinal | undefined })[],
+  endAt: number,
+): KnowingReport {
+  const s = (ms: number) => ms / 1000;
+  const counted = deaths.filter(
+    (d) =>
+      d.run !== undefined &&
+      d.run.sandboxId === d.sandboxId &&
+      !(d.run.terminal && (d.run.endedAt ?? 0) < d.at),
+  );
+  return {
+    lostCreateIdRecorded: latency(
+      lost.map(({ sandbox, run }) =>
+        run?.sandboxId === sandbox.sandboxID && run.sandboxRecordedAt !== undefined
+          ? s(run.sandboxRecordedAt - sandbox.startedAt)
+          : undefined,
+      ),
+    ),
+    lostCreateRunEnded: latency(
+      lost.map(({ sandbox, run }) =>
+        run?.terminal && run.endedAt !== undefined ? s(run.endedAt - sandbox.startedAt) : undefined,
+      ),
+    ),
+    e2bDeathRunEnded: latency(
+      counted.map((d) => (d.run!.terminal ? s((d.run!.endedAt ?? endAt) - d.at) : undefined)),
+    ),
+    e2bDeaths: deaths.length,
+  };
 }

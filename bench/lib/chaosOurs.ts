@@ -21,7 +21,8 @@ import { type ArmedFailure, failNextCall } from "../../tests/drivers";
 import { type EmulatedSandbox, useEmulatorEnv } from "../../tests/emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "../../tests/emulator/envd";
 import type { RunFinal } from "./chaosMetrics";
-import { ALL_FAULTS, type FaultKind, type StartPlan } from "./chaosPlan";
+import { WebhookEmulator } from "../../tests/emulator/webhooks";
+import { ALL_FAULTS, type FaultKind, prng, type StartPlan } from "./chaosPlan";
 import type { StartOutcome, Strategy } from "./chaosDriver";
 
 const API_KEY = "e2b_chaos_key";
@@ -102,6 +103,12 @@ export type OursOptions = {
   /** the idle policy: "kill" (production default) or "pause" */
   idleAction?: "kill" | "pause";
   env?: Record<string, string>;
+  /**
+   * Lifecycle webhooks on: registered with admin:registerE2BWebhook, delivered by
+   * tests/emulator/webhooks.ts into convex-test's HTTP router on the simulated clock, with
+   * E2B's retries (3, 10 s apart), seeded random latency, drops and duplicates.
+   */
+  webhooks?: { seed: number; dropRate: number; duplicateRate: number; latencyMs: [number, number] };
 };
 
 /**
@@ -140,7 +147,12 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     envd: { runMode: "scripted", script: () => ({ stdout: "ok\n" }) },
   });
   const restoreE2BEnv = useEmulatorEnv(emu, API_KEY);
-  const env = oursEnv(o);
+  const env = {
+    ...oursEnv(o),
+    ...(o.webhooks
+      ? { E2B_WEBHOOK_SECRET: "whsec_chaos", CONVEX_SITE_URL: "https://chaos.convex.site" }
+      : {}),
+  };
   const savedEnv = Object.keys(env).map((k) => [k, process.env[k]] as const);
   Object.assign(process.env, env);
 
@@ -155,8 +167,26 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     heartbeatErrors: 0,
     sweepErrors: 0,
     resumeErrors: {} as Record<string, number>,
+    webhookErrors: 0,
   };
   const drain = () => t.finishAllScheduledFunctions(() => {}, 1_000_000);
+  let hooks: WebhookEmulator | undefined;
+  if (o.webhooks) {
+    const w = o.webhooks;
+    const random = prng(w.seed);
+    const [lo, hi] = w.latencyMs;
+    hooks = new WebhookEmulator({
+      deliver: (url, init) => t.fetch(new URL(url).pathname, init),
+      clock: () => Date.now(),
+      latencyMs: () => Math.round(lo + random() * (hi - lo)),
+      retries: { max: 3, intervalMs: 10_000 },
+    }).attach(emu);
+    hooks.faultRates({ drop: w.dropRate, duplicate: w.duplicateRate }, random);
+    // Setup, not workload: the first plain fetch warms up outside the 150 ms request deadline.
+    process.env.E2B_REQUEST_TIMEOUT_MS = "10000";
+    await t.action(internal.admin.registerE2BWebhook, {});
+    process.env.E2B_REQUEST_TIMEOUT_MS = String(o.requestTimeoutMs);
+  }
   type Archived = { final: RunFinal; status: string; endReason: string };
   const archive: Archived[] = [];
   const archived = (r: Doc<"sandboxRuns">): Archived => ({
@@ -228,8 +258,23 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     other ? (await other.t.run((ctx) => ctx.db.query("sandboxRuns").collect())).map(archived) : [];
 
   return {
-    name: o.idleAction === "pause" ? "ours (pause)" : "ours (kill)",
+    name: o.webhooks ? "ours + webhooks" : o.idleAction === "pause" ? "ours (pause)" : "ours (kill)",
     emu,
+    ...(hooks
+      ? {
+          webhooks: {
+            nextDueAt: () => hooks.nextDueAt(),
+            async deliverDue(until: number) {
+              try {
+                await hooks.flush(until);
+              } catch {
+                counters.webhookErrors++;
+              }
+              await drain();
+            },
+          },
+        }
+      : {}),
     tagOwns: true,
     injected,
 
@@ -389,8 +434,24 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     },
 
     async finalRuns(): Promise<RunFinal[]> {
+      // Pruning deletes runs, not their events: when each run first recorded its sandbox id.
+      const recorded = new Map(
+        await t.run(async (ctx) =>
+          (
+            await ctx.db
+              .query("runEvents")
+              .withIndex("by_kind_and_at", (q) => q.eq("kind", "sandbox_recorded"))
+              .order("desc")
+              .collect()
+          ).map((e) => [e.runId as string, e.at] as const),
+        ),
+      );
+      const ours = (await allRuns()).map((a) => {
+        const at = recorded.get(a.final.runId);
+        return at === undefined ? a.final : { ...a.final, sandboxRecordedAt: at };
+      });
       const theirs = (await otherRuns()).map((a) => ({ ...a.final, runId: OTHER_PREFIX + a.final.runId }));
-      return [...(await allRuns()).map((a) => a.final), ...theirs];
+      return [...ours, ...theirs];
     },
 
     runOfSandbox(s: EmulatedSandbox) {
@@ -451,6 +512,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
         })(),
         "resume errors seen by callers (run ended, or E2B failed)": fmt(counters.resumeErrors),
+        ...(hooks ? { "webhook deliveries": webhookSummary(hooks, counters.webhookErrors) } : {}),
       };
     },
 
@@ -464,4 +526,20 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
       await emu.stop();
     },
   };
+}
+
+/** Attempts by what became of them, for the report. */
+function webhookSummary(hooks: WebhookEmulator, errors: number): string {
+  const by: Record<string, number> = {};
+  const bump = (k: string) => (by[k] = (by[k] ?? 0) + 1);
+  for (const d of hooks.deliveries) {
+    bump(d.dropped ? "dropped" : d.status === undefined ? "pending" : `HTTP ${d.status}`);
+    if (d.attempt > 1) bump("retries");
+    if (d.fault?.duplicate) bump("duplicated");
+  }
+  const events = new Set(hooks.deliveries.map((d) => d.eventId)).size;
+  return `${events} events, ${hooks.deliveries.length} attempts: ${Object.entries(by)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ")}${errors ? `, ${errors} delivery errors` : ""}`;
 }

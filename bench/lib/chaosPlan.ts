@@ -44,8 +44,21 @@ export const RUN_FAULTS = [
 ] as const;
 export type RunFault = (typeof RUN_FAULTS)[number];
 
-export type FaultKind = StartFault | BackgroundFault | RunFault;
-export const ALL_FAULTS: readonly FaultKind[] = [...START_FAULTS, ...BACKGROUND_FAULTS, ...RUN_FAULTS];
+/**
+ * E2B ends a run's sandbox on its own (users report silent early deletions on 1–3 % of runs):
+ * drawn per start from its own stream, at a time after the start; the driver kills whatever
+ * sandbox that start made, if it is still alive then.
+ */
+export const E2B_SIDE_FAULTS = ["e2bKillsSandbox"] as const;
+export type E2BSideFault = (typeof E2B_SIDE_FAULTS)[number];
+
+export type FaultKind = StartFault | BackgroundFault | RunFault | E2BSideFault;
+export const ALL_FAULTS: readonly FaultKind[] = [
+  ...START_FAULTS,
+  ...BACKGROUND_FAULTS,
+  ...RUN_FAULTS,
+  ...E2B_SIDE_FAULTS,
+];
 
 export type Behaviour =
   | { kind: "idle" } // never touches the run after the start: the idle sweep ends it
@@ -71,6 +84,8 @@ export type StartPlan = {
    */
   returnAfterIdleMs?: number;
   returnActiveMs?: number;
+  /** e2bKillsSandbox: E2B kills this start's sandbox this long after the start (simulated ms) */
+  e2bKillsAfterMs?: number;
 };
 
 /** sfc32: small, fast, well distributed; seeded through splitmix32. */
@@ -153,6 +168,8 @@ export function makePlan(o: PlanOptions): StartPlan[] {
     const r = prng(mix(o.seed, i, 3));
     const returns = behaviour.kind !== "stop" && r() < 0.4;
     const rMinutes = (lo: number, hi: number) => Math.round((lo + r() * (hi - lo)) * 60_000);
+    const d = prng(mix(o.seed, i, 4));
+    const e2bKillsAfterMs = d() < o.faultRate ? Math.round((0.25 + d() * 19.75) * 60_000) : undefined;
     plans.push({
       index: i,
       at,
@@ -165,6 +182,7 @@ export function makePlan(o: PlanOptions): StartPlan[] {
       ...(command ? { commandAfterMs: 30_000 } : {}),
       // Back after 2–45 idle minutes: before a pause, while paused, after an idle kill or past retention.
       ...(returns ? { returnAfterIdleMs: rMinutes(2, 45), returnActiveMs: rMinutes(1, 10) } : {}),
+      ...(e2bKillsAfterMs !== undefined ? { e2bKillsAfterMs } : {}),
     });
     at += gap + (startFault === "create429" ? o.backoffAfter429Ms : 0);
   }

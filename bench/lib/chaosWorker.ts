@@ -24,10 +24,15 @@ export type ChaosOptions = {
   drainBoundMs: number;
   /** ours: delete runs this long after they ended (convex-test scans whole tables); <0 = never */
   pruneEndedAfterMs: number;
+  /** ours + webhooks: share of delivery attempts lost, and of events delivered twice */
+  webhookDropRate: number;
+  webhookDuplicateRate: number;
 };
 
-/** Ours under each idle policy, and the seed system's strategy. */
-export type ChaosStrategy = "ours" | "ours-pause" | "seed";
+/** Ours under each idle policy, ours with lifecycle webhooks, and the seed system's strategy. */
+export type ChaosStrategy = "ours" | "ours-pause" | "ours-webhooks" | "seed";
+/** Simulated latency of a webhook delivery, ms (uniform): E2B publishes, then delivers. */
+export const WEBHOOK_LATENCY_MS: [number, number] = [200, 2_000];
 
 export const T0 = Date.UTC(2026, 10, 28, 12, 0, 0);
 
@@ -73,6 +78,16 @@ async function main() {
           requestTimeoutMs: O.requestTimeoutMs,
           pruneEndedAfterMs: O.pruneEndedAfterMs,
           idleAction: strategy === "ours-pause" ? "pause" : "kill",
+          ...(strategy === "ours-webhooks"
+            ? {
+                webhooks: {
+                  seed: O.seed,
+                  dropRate: O.webhookDropRate,
+                  duplicateRate: O.webhookDuplicateRate,
+                  latencyMs: WEBHOOK_LATENCY_MS,
+                },
+              }
+            : {}),
         })
       : await seedStrategy({
           requestTimeoutMs: O.requestTimeoutMs,

@@ -14,8 +14,10 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as actions_killIdleSandboxes from "../actions/killIdleSandboxes.js";
+import type * as actions_killWebhookSandbox from "../actions/killWebhookSandbox.js";
 import type * as actions_pauseIdleSandboxes from "../actions/pauseIdleSandboxes.js";
 import type * as actions_reconcileSandboxes from "../actions/reconcileSandboxes.js";
+import type * as actions_registerE2BWebhook from "../actions/registerE2BWebhook.js";
 import type * as actions_resumeSandboxRun from "../actions/resumeSandboxRun.js";
 import type * as actions_runCommand from "../actions/runCommand.js";
 import type * as actions_startSandboxRun from "../actions/startSandboxRun.js";
@@ -23,6 +25,7 @@ import type * as actions_stopSandboxRun from "../actions/stopSandboxRun.js";
 import type * as admin from "../admin.js";
 import type * as commands from "../commands.js";
 import type * as crons from "../crons.js";
+import type * as http from "../http.js";
 import type * as lib_failures from "../lib/failures.js";
 import type * as lib_util from "../lib/util.js";
 import type * as lifecycle from "../lifecycle.js";
@@ -38,12 +41,15 @@ import type * as model_retention from "../model/retention.js";
 import type * as model_runs from "../model/runs.js";
 import type * as model_status from "../model/status.js";
 import type * as model_sweep from "../model/sweep.js";
+import type * as model_tags from "../model/tags.js";
 import type * as model_validators from "../model/validators.js";
 import type * as model_views from "../model/views.js";
+import type * as model_webhooks from "../model/webhooks.js";
 import type * as pauses from "../pauses.js";
 import type * as reconcile from "../reconcile.js";
 import type * as retention from "../retention.js";
 import type * as runs from "../runs.js";
+import type * as webhooks from "../webhooks.js";
 
 /**
  * A utility for referencing Convex functions in your app's API.
@@ -55,8 +61,10 @@ import type * as runs from "../runs.js";
  */
 declare const fullApi: ApiFromModules<{
   "actions/killIdleSandboxes": typeof actions_killIdleSandboxes;
+  "actions/killWebhookSandbox": typeof actions_killWebhookSandbox;
   "actions/pauseIdleSandboxes": typeof actions_pauseIdleSandboxes;
   "actions/reconcileSandboxes": typeof actions_reconcileSandboxes;
+  "actions/registerE2BWebhook": typeof actions_registerE2BWebhook;
   "actions/resumeSandboxRun": typeof actions_resumeSandboxRun;
   "actions/runCommand": typeof actions_runCommand;
   "actions/startSandboxRun": typeof actions_startSandboxRun;
@@ -64,6 +72,7 @@ declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   commands: typeof commands;
   crons: typeof crons;
+  http: typeof http;
   "lib/failures": typeof lib_failures;
   "lib/util": typeof lib_util;
   lifecycle: typeof lifecycle;
@@ -79,12 +88,15 @@ declare const fullApi: ApiFromModules<{
   "model/runs": typeof model_runs;
   "model/status": typeof model_status;
   "model/sweep": typeof model_sweep;
+  "model/tags": typeof model_tags;
   "model/validators": typeof model_validators;
   "model/views": typeof model_views;
+  "model/webhooks": typeof model_webhooks;
   pauses: typeof pauses;
   reconcile: typeof reconcile;
   retention: typeof retention;
   runs: typeof runs;
+  webhooks: typeof webhooks;
 }>;
 export declare const api: FilterApi<
   typeof fullApi,

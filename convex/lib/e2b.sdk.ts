@@ -7,6 +7,7 @@ import {
   AuthenticationError,
   type CommandHandle,
   CommandExitError,
+  ConnectionConfig,
   NotFoundError,
   RateLimitError,
   Sandbox,
@@ -18,12 +19,12 @@ import { ConvexError } from "convex/values";
 import { type Config, DEADLINE_SLACK_MS, TAG_KILLS_PER_ATTEMPT } from "../model/config";
 import { fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import type { KillOutcome } from "../model/status";
-import { type E2BFailure, killFailed, summary } from "./failures";
+import { type E2BFailure, killFailed, summary, toCallerError } from "./failures";
 import { BoundedOutput, drainLimitBytes } from "./util";
 
-/** Metadata keys every sandbox is tagged with at creation: who owns it, in which deployment. */
-export const TAG_NAMESPACE = "convexNamespace";
-export const TAG_RUN_ID = "convexRunId";
+import { TAG_NAMESPACE, TAG_RUN_ID } from "../model/tags";
+
+export { TAG_NAMESPACE, TAG_RUN_ID };
 
 /**
  * Maps every E2B SDK error class once, here. The failure's message is a fixed summary (kind and
@@ -514,4 +515,59 @@ export async function sandboxState(
   } catch (err) {
     return classifyE2BError(err).kind === "not_found" ? "gone" : "unknown";
   }
+}
+
+/** This deployment's lifecycle webhook at E2B, as registered. */
+export type LifecycleWebhook = {
+  name: string;
+  url: string;
+  events: string[];
+  enabled: boolean;
+  signatureSecret: string;
+};
+
+/**
+ * Registers the webhook, or updates the one of the same name (or URL): idempotent. E2B's
+ * `/events/webhooks` endpoints are not wrapped by the SDK, so this is plain fetch to the API
+ * URL the SDK itself uses (E2B_API_URL, else E2B's). Throws a caller error on any failure.
+ */
+export async function upsertLifecycleWebhook(
+  c: Config,
+  want: LifecycleWebhook,
+): Promise<{ action: "created" | "updated"; id: string }> {
+  const apiKey = requireApiKey(c);
+  const base = new ConnectionConfig({ apiKey }).apiUrl.replace(/\/+$/, "");
+  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          "X-API-Key": apiKey,
+          ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(c.e2bRequestTimeoutMs),
+      });
+    } catch (err) {
+      throw toCallerError(classifyE2BError(err));
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      const s = res.status;
+      const kind =
+        s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
+      throw toCallerError({ kind, status: s, message: summary(kind, s), refused: s < 500 });
+    }
+    return text === "" ? null : (JSON.parse(text) as unknown);
+  };
+  const listed = await call("GET", "/events/webhooks");
+  const hooks = (Array.isArray(listed) ? listed : []) as { id?: unknown; name?: unknown; url?: unknown }[];
+  const mine = hooks.find((h) => h.name === want.name) ?? hooks.find((h) => h.url === want.url);
+  if (mine && typeof mine.id === "string") {
+    await call("PATCH", `/events/webhooks/${encodeURIComponent(mine.id)}`, want);
+    return { action: "updated", id: mine.id };
+  }
+  const made = (await call("POST", "/events/webhooks", want)) as { id?: unknown } | null;
+  return { action: "created", id: typeof made?.id === "string" ? made.id : "" };
 }

@@ -2,13 +2,14 @@ import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { getConfig } from "./config";
 import { TERMINAL } from "./status";
+import { purgeWebhookEvents } from "./webhooks";
 
 /** Documents one purge transaction may delete; well under Convex's 16,000 writes. */
 export const PURGE_BUDGET = 1_000;
 
 /**
  * Deletes finished runs older than the retention window, with their events and commands, and
- * old orphan records and run-less events. Only terminal runs qualify: their sandboxes are
+ * old orphan records, run-less events and handled webhook events. Only terminal runs qualify: their sandboxes are
  * confirmed killed or gone (and a tagged sandbox that outlived its deleted run is still reaped
  * by the reconciler as "run_missing"). Returns whether the budget ran out (more to do).
  */
@@ -72,6 +73,7 @@ export async function purgeExpired(
       orphans.map((o) => o._id),
     );
   }
+  if (left > 0) left -= await purgeWebhookEvents(ctx, cutoff, left);
   if (left > 0) {
     const refusals = await ctx.db
       .query("runEvents")
