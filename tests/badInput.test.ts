@@ -3,9 +3,29 @@
 // clear code, nothing is written, no sandbox is created.
 import { describe, expect, it } from "vitest";
 import { api } from "../convex/_generated/api";
-import { convexErrorOf, rejection, type TestConvex, useHarness } from "./helpers";
+import { allRuns, convexErrorOf, drivers, rejection, type TestConvex, useHarness } from "./helpers";
 
 const h = useHarness({ SANDBOX_MAX_ACTIVE_PER_USER: "2" });
+const typed = drivers(h); // the typed start; `start` below sends raw, untyped args
+
+describe("startSandboxRun refuses before writing or calling E2B", () => {
+  it("no identity → UNAUTHENTICATED, nothing written, no sandbox", async () => {
+    const err = await convexErrorOf(h.t.action(api.actions.startSandboxRun.startSandboxRun, {}));
+    expect(err.code).toBe("UNAUTHENTICATED");
+    expect(await allRuns(h.t)).toHaveLength(0);
+    expect(h.emu.calls).toHaveLength(0);
+  });
+
+  it.each(["nope", "", "base ", "x".repeat(500)])(
+    "unknown template %j → INVALID_TEMPLATE, nothing written",
+    async (template) => {
+      const err = await convexErrorOf(typed.start({ template }));
+      expect(err.code).toBe("INVALID_TEMPLATE");
+      expect(await allRuns(h.t)).toHaveLength(0);
+      expect(h.emu.calls).toHaveLength(0);
+    },
+  );
+});
 
 type Who = "anonymous" | "alice" | "bob";
 type Ctx = { aliceRun: string; stoppedRun: string; commandId: string };
