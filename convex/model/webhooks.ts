@@ -5,7 +5,8 @@
 import { v, type Infer } from "convex/values";
 import { internal } from "../_generated/api";
 import type { MutationCtx } from "../_generated/server";
-import { bootLifetimeMs, getConfig } from "./config";
+import { bootLifetimeMs, getConfig, runningLifetimeMs } from "./config";
+import { recordPaused, recordResumed } from "./pause";
 import { endRunSandboxGone, recordSandboxId, type Run, settleKill } from "./runs";
 import { isTerminal } from "./status";
 import { TAG_NAMESPACE, TAG_RUN_ID } from "./tags";
@@ -162,8 +163,9 @@ export async function handleLifecycleEvent(ctx: MutationCtx, e: LifecycleEvent):
   let outcome: string;
   if (e.type === "sandbox.lifecycle.created") outcome = await onCreated(ctx, e, run);
   else if (e.type === "sandbox.lifecycle.killed") outcome = await onKilled(ctx, e, run);
-  // paused / resumed / updated: nothing in this backend pauses sandboxes yet; polling covers
-  // a pause made outside it (a paused sandbox is listed, and reconciled like a running one).
+  else if (e.type === "sandbox.lifecycle.paused") outcome = await onPaused(ctx, e, run);
+  else if (e.type === "sandbox.lifecycle.resumed") outcome = await onResumed(ctx, e, run);
+  // updated (a lifetime change) tells nothing the run does not already know.
   else outcome = "ignored";
   await ctx.db.insert("webhookEvents", {
     eventId: e.id,
@@ -205,6 +207,41 @@ async function onCreated(ctx: MutationCtx, e: LifecycleEvent, run: Run | null): 
     createdAt: e.at ?? Date.now(),
   });
   return "recorded_kill_owed";
+}
+
+/**
+ * Our pause whose answer was lost (run still `pausing`): E2B's signed word confirms it now,
+ * instead of at the lane's next ask. Any other state is left to the pause lane's own checks (a
+ * pause we did not ask for is reconciled like any paused sandbox).
+ */
+async function onPaused(ctx: MutationCtx, e: LifecycleEvent, run: Run | null): Promise<string> {
+  if (!run || run.status !== "pausing" || run.sandboxId !== e.sandboxId) return "ignored";
+  return (await recordPaused(ctx, run._id, e.sandboxId)) ? "recorded_paused" : "ignored";
+}
+
+/**
+ * Our resume whose answer was lost (run still `resuming`): the sandbox is running and billing
+ * again, so the run is running again, with the lifetime our resume asked for counted from the
+ * event. A stop that waited for this resume gets its kill now.
+ */
+async function onResumed(ctx: MutationCtx, e: LifecycleEvent, run: Run | null): Promise<string> {
+  if (!run || run.sandboxId !== e.sandboxId) return "ignored";
+  if (run.status !== "resuming" && !(run.status === "stopping" && run.killNotBeforeAt !== undefined)) {
+    return "ignored";
+  }
+  const at = e.at ?? Date.now();
+  const r = await recordResumed(ctx, {
+    runId: run._id,
+    sandboxId: e.sandboxId,
+    sandboxExpiresAt: at + runningLifetimeMs(getConfig()),
+  });
+  if (!r.killNow) return r.status === "running" ? "recorded_resumed" : "ignored";
+  await ctx.scheduler.runAfter(0, internal.actions.killWebhookSandbox.killWebhookSandbox, {
+    sandboxId: e.sandboxId,
+    owedBy: run._id,
+    createdAt: 0, // not a `created` event: a 404 here is E2B's word
+  });
+  return "resumed_kill_owed";
 }
 
 async function killNow(
