@@ -253,7 +253,7 @@ describe("killed", () => {
 describe("paused, resumed, updated", () => {
   const PAUSE_AFTER_MS = 300_000;
   const startPausing = () => alice().action(api.actions.startSandboxRun.startSandboxRun, { onIdle: "pause" });
-  const pauseLane = () => t.action(internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
+  const pauseLane = () => h.t.action(internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
 
   it("events about a run that asked for nothing are acknowledged and change nothing", async () => {
     const { sandboxRunId, sandboxId } = await start();
@@ -280,38 +280,38 @@ describe("paused, resumed, updated", () => {
   it("paused: our pause whose answer was lost is confirmed by E2B's event, before the lane asks again", async () => {
     const { sandboxRunId, sandboxId } = await startPausing();
     await deliver();
-    clock.advance(PAUSE_AFTER_MS + 1_000);
-    emu.fault("pause", { dropResponse: true });
+    h.clock.advance(PAUSE_AFTER_MS + 1_000);
+    h.emu.fault("pause", { dropResponse: true });
     await pauseLane();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "pausing" });
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "pausing" });
     await deliver();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "paused", pausedAt: Date.now() });
-    expect(emu.get(sandboxId)!.state).toBe("paused");
-    expect(emu.callCount("pause")).toBe(1); // no second ask was needed
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "paused", pausedAt: Date.now() });
+    expect(h.emu.get(sandboxId)!.state).toBe("paused");
+    expect(h.emu.callCount("pause")).toBe(1); // no second ask was needed
   });
 
   it("resumed: our resume whose answer was lost makes the run running again (it bills again)", async () => {
     const { sandboxRunId, sandboxId } = await startPausing();
-    clock.advance(PAUSE_AFTER_MS + 1_000);
+    h.clock.advance(PAUSE_AFTER_MS + 1_000);
     await pauseLane();
     await deliver();
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "paused" });
-    emu.fault("connect", { dropResponse: true });
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "paused" });
+    h.emu.fault("connect", { dropResponse: true });
     const resume = () => alice().action(api.actions.resumeSandboxRun.resumeSandboxRun, { sandboxRunId });
     expect((await convexErrorOf(resume())).code).toBe("E2B_UNAVAILABLE");
-    expect(await getRun(t, sandboxRunId)).toMatchObject({ status: "resuming" });
-    expect(emu.get(sandboxId)!.state).toBe("running");
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "resuming" });
+    expect(h.emu.get(sandboxId)!.state).toBe("running");
     await deliver();
-    const run = await getRun(t, sandboxRunId);
+    const run = await getRun(h.t, sandboxRunId);
     expect(run).toMatchObject({ status: "running" });
-    expect(run.sandboxExpiresAt).toBeGreaterThanOrEqual(emu.get(sandboxId)!.endAt);
+    expect(run.sandboxExpiresAt).toBeGreaterThanOrEqual(h.emu.get(sandboxId)!.endAt);
     // A duplicate or late resumed event changes nothing more.
     const before = await everything();
     hooks.publish({
       type: "resumed",
       sandboxId,
       templateId: "base",
-      metadata: emu.get(sandboxId)!.metadata,
+      metadata: h.emu.get(sandboxId)!.metadata,
       at: Date.now(),
     });
     await deliver();
