@@ -3,7 +3,7 @@
 // Reads top to bottom as a story; every number it prints is measured, none is scripted.
 import { api } from "../convex/_generated/api";
 import * as lifecycle from "../convex/lifecycle";
-import { SWEEP_INTERVAL_MS } from "../convex/model/config";
+import { getConfig, SWEEP_INTERVAL_MS } from "../convex/model/config";
 import { failNextCall, runReconcile, runSweep } from "../tests/drivers";
 import { useEmulatorEnv } from "../tests/emulator/e2bEmulator";
 import { startEmulatorWithEnvd } from "../tests/emulator/envd";
@@ -126,7 +126,10 @@ try {
   sandboxName(third.sandboxId);
   await t.run((ctx) => ctx.db.delete("sandboxRuns", third.sandboxRunId));
   line(`${runName(third.sandboxRunId)} started on ${sandboxName(third.sandboxId)}, then its record deleted.`);
-  clock.advance(90_000);
+  // The grace window covers the longest a create can still land (E2B works on one for 70 s).
+  const graceMs = getConfig().reconcileGraceMs;
+  line(`Its grace window is ${Math.round(graceMs / 1000)} s; the first reconcile pass after it:`);
+  clock.advance(graceMs + 1_000);
   const r1 = await reconcile();
   line(`[${at()}] reconciler: ${r1.listed} listed, ${r1.orphansKilled} orphan killed`);
   await state();
