@@ -66,7 +66,8 @@ describe("command output: memory bounded, not just the answer", () => {
 
   it("both streams past their caps: the process is killed (output_limit), not left to its timeout", async () => {
     const { sandboxRunId } = await start();
-    const r = await run(sandboxRunId, "yes out & yes err >&2; wait", 30_000);
+    // tee writes each chunk to both streams, so neither can outrun the other on a busy machine.
+    const r = await run(sandboxRunId, "yes | tee >(cat >&2)", 30_000);
     expect(r.status).toBe("output_limit");
     expect(r.exitCode).toBeUndefined();
     expect(r.stdoutTruncated && r.stderrTruncated).toBe(true);

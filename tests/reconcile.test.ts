@@ -103,9 +103,11 @@ describe("reconcileSandboxes", () => {
     expect(await reconcile()).toMatchObject({ listFailed: false, orphansKilled: 1 });
     expect(h.emu.isAlive(orphan.sandboxID)).toBe(false);
     const calls = h.emu.callCount("list");
+    const warned = captureWarnings();
     h.emu.fault("list", { status: 429 });
     expect(await reconcile()).toMatchObject({ listFailed: true });
     expect(h.emu.callCount("list")).toBe(calls + 1);
+    expect(warned()).toContainEqual(expect.stringContaining("reconcile: list failed (rate_limited"));
   });
 
   it("a failing list changes nothing; the next pass succeeds", async () => {

@@ -10,6 +10,7 @@ import { insertBootingRun } from "../convex/model/runs";
 import { e2bWebhookSignature, WebhookEmulator } from "./emulator/webhooks";
 import {
   allRuns,
+  captureWarnings,
   convexErrorOf,
   eventsOf,
   failNext,
@@ -131,7 +132,12 @@ describe("created", () => {
     failNext(lifecycle.recordSandboxId);
     failNext(lifecycle.settleKill);
     h.emu.fault("kill", { status: 500 });
+    const warned = captureWarnings();
     await expect(start()).rejects.toThrow();
+    expect(warned()).toEqual([
+      expect.stringContaining("start failed after create"),
+      expect.stringContaining("start cleanup record failed"),
+    ]);
     const [run] = await allRuns(h.t);
     expect(run).toMatchObject({ status: "booting" });
     expect(run!.sandboxId).toBeUndefined();

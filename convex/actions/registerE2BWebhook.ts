@@ -5,6 +5,7 @@ import { getConfig } from "../model/config";
 import { fail } from "../model/errors";
 import { LIFECYCLE_EVENT_TYPES, WEBHOOK_PATH } from "../model/webhooks";
 import { upsertLifecycleWebhook } from "../lib/e2b.sdk";
+import { toCallerError } from "../lib/failures";
 
 /** Registers (or updates) this deployment's lifecycle webhook at E2B; see admin:registerE2BWebhook. */
 export const registerE2BWebhook = internalAction({
@@ -32,6 +33,7 @@ export const registerE2BWebhook = internalAction({
       enabled: true,
       signatureSecret: secret,
     });
-    return { ...r, url };
+    if (!r.ok) throw toCallerError(r.failure);
+    return { action: r.action, id: r.id, url };
   },
 });

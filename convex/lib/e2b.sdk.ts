@@ -19,7 +19,7 @@ import { ConvexError } from "convex/values";
 import { type Config, DEADLINE_SLACK_MS, TAG_KILLS_PER_ATTEMPT } from "../model/config";
 import { fail, maskSecrets, sandboxErrorCode } from "../model/errors";
 import type { KillOutcome } from "../model/status";
-import { type E2BFailure, killFailed, summary, toCallerError } from "./failures";
+import { type E2BFailure, killFailed, summary } from "./failures";
 import { BoundedOutput, drainLimitBytes } from "./util";
 
 import { TAG_NAMESPACE, TAG_RUN_ID } from "../model/tags";
@@ -355,12 +355,70 @@ function discardHandleBuffers(handle: CommandHandle): boolean {
   return true;
 }
 
+/** Connects to a running sandbox for a command; "not found" stays a suspicion (see CommandOutcome). */
+async function connectForCommand(
+  c: Config,
+  sandboxId: string,
+  lifetimeMs: number,
+): Promise<{ sandbox: Sandbox } | { outcome: "gone" } | { outcome: "failed"; failure: E2BFailure }> {
+  try {
+    const sandbox = await withDeadline(c, (signal) =>
+      Sandbox.connect(sandboxId, { ...connection(c), signal, timeoutMs: lifetimeWithinPlan(c, lifetimeMs) }),
+    );
+    return { sandbox };
+  } catch (err) {
+    const f = classifyE2BError(err);
+    return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
+  }
+}
+
+/** What a command's own failure (not one we caused by stopping it) says about the command. */
+function commandFailure(
+  err: unknown,
+): "timed_out" | { outcome: "gone" } | { outcome: "failed"; failure: E2BFailure } {
+  if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message)) return "timed_out";
+  const f = classifyE2BError(err);
+  const gone =
+    f.kind === "not_found" || (err instanceof Error && /sandbox was killed|not found/i.test(err.message));
+  return gone ? { outcome: "gone" } : { outcome: "failed", failure: f };
+}
+
+/**
+ * Output of one command, kept bounded: at most `maxBytes` of each stream, and a stop once both
+ * streams are past their caps, or once either is when the SDK's own buffers cannot be turned
+ * off, or once the two together pass the drain allowance (the SDK's transport holds each message
+ * it has read until the stream ends: ~140 MB of buffers measured 20 s into a 300 MB flood).
+ */
+function boundedStreams(maxBytes: number, stop: () => void) {
+  const stdout = new BoundedOutput(maxBytes);
+  const stderr = new BoundedOutput(maxBytes);
+  let bounded = true;
+  const check = () => {
+    if (stdout.overCap && stderr.overCap) stop();
+    else if (!bounded && (stdout.overCap || stderr.overCap)) stop();
+    else if (stdout.bytes + stderr.bytes > drainLimitBytes(maxBytes)) stop();
+  };
+  return {
+    stdout,
+    stderr,
+    check,
+    onStdout: (d: string) => {
+      stdout.push(d);
+      check();
+    },
+    onStderr: (d: string) => {
+      stderr.push(d);
+      check();
+    },
+    setBounded: (b: boolean) => void (bounded = b),
+  };
+}
+
 /**
  * Runs a shell command in a running sandbox. Connecting counts as activity: it extends the
  * sandbox's lifetime to `lifetimeMs` from now if that is longer (E2B never shortens it here).
- * Memory stays bounded whatever the command prints: output is counted as it streams in, at most
- * `commandOutputMaxBytes` of each stream is kept, and the process is killed once both streams
- * are past their caps (`output_limit`) or the time is up (`timed_out`).
+ * Memory stays bounded whatever the command prints (boundedStreams): the process is killed once
+ * the output is past its caps (`output_limit`) or the time is up (`timed_out`).
  * The access token that connect returns stays in memory; it is never stored or returned.
  */
 export async function runSandboxCommand(
@@ -369,24 +427,10 @@ export async function runSandboxCommand(
 ): Promise<CommandOutcome> {
   const started = Date.now();
   const startedReal = performance.now();
-  let sandbox: Sandbox;
-  try {
-    sandbox = await withDeadline(c, (signal) =>
-      Sandbox.connect(args.sandboxId, {
-        ...connection(c),
-        signal,
-        timeoutMs: lifetimeWithinPlan(c, args.lifetimeMs),
-      }),
-    );
-  } catch (err) {
-    const f = classifyE2BError(err);
-    return f.kind === "not_found" ? { outcome: "gone" } : { outcome: "failed", failure: f };
-  }
-  const stdout = new BoundedOutput(c.commandOutputMaxBytes);
-  const stderr = new BoundedOutput(c.commandOutputMaxBytes);
+  const connected = await connectForCommand(c, args.sandboxId, args.lifetimeMs);
+  if (!("sandbox" in connected)) return connected;
   let stoppedBy: "timed_out" | "output_limit" | undefined;
   let handle: CommandHandle | undefined;
-  let bounded = true;
   let killing: Promise<unknown> | undefined;
   const stop = (why: "timed_out" | "output_limit") => {
     if (stoppedBy !== undefined || handle === undefined) return;
@@ -395,64 +439,45 @@ export async function runSandboxCommand(
     killing = handle.kill().catch(() => undefined);
     void handle.disconnect();
   };
-  const checkCaps = () => {
-    if (stdout.overCap && stderr.overCap) stop("output_limit");
-    else if (!bounded && (stdout.overCap || stderr.overCap)) stop("output_limit");
-    // One stream flooding alone: the SDK's transport holds each message it has read until the
-    // stream ends (measured: ~140 MB of buffers 20 s into a 300 MB flood), so past an allowance
-    // the command is stopped too; memory then stays bounded by the allowance.
-    else if (stdout.bytes + stderr.bytes > drainLimitBytes(c.commandOutputMaxBytes)) stop("output_limit");
-  };
+  const streams = boundedStreams(c.commandOutputMaxBytes, () => stop("output_limit"));
   let timer: ReturnType<typeof setTimeout> | undefined;
   let exitCode: number | undefined;
   try {
-    handle = await sandbox.commands.run(args.command, {
+    handle = await connected.sandbox.commands.run(args.command, {
       background: true,
       // Our own timer kills at timeoutMs; the stream's deadline is only the backstop.
       timeoutMs: args.timeoutMs + c.e2bRequestTimeoutMs,
       requestTimeoutMs: c.e2bRequestTimeoutMs,
-      onStdout: (d) => {
-        stdout.push(d);
-        checkCaps();
-      },
-      onStderr: (d) => {
-        stderr.push(d);
-        checkCaps();
-      },
+      onStdout: streams.onStdout,
+      onStderr: streams.onStderr,
     });
-    bounded = discardHandleBuffers(handle);
+    streams.setBounded(discardHandleBuffers(handle));
     timer = setTimeout(
       () => stop("timed_out"),
       Math.max(0, args.timeoutMs - (performance.now() - startedReal)),
     );
-    checkCaps();
+    streams.check();
     exitCode = (await handle.wait()).exitCode;
   } catch (err) {
     if (err instanceof CommandExitError) exitCode = err.exitCode;
     else if (stoppedBy === undefined) {
-      if (err instanceof E2BTimeoutError && !/killed|not found/i.test(err.message)) stoppedBy = "timed_out";
-      else {
-        const f = classifyE2BError(err);
-        const gone =
-          f.kind === "not_found" ||
-          (err instanceof Error && /sandbox was killed|not found/i.test(err.message));
-        return gone ? { outcome: "gone" } : { outcome: "failed", failure: f };
-      }
+      const f = commandFailure(err);
+      if (f !== "timed_out") return f;
+      stoppedBy = f;
     }
   } finally {
     clearTimeout(timer);
     await killing; // bounded by the request timeout; never left dangling past the action
   }
-  const out = { text: stdout.text, truncated: stdout.overCap };
-  const err = { text: stderr.text, truncated: stderr.overCap };
+  const { stdout, stderr } = streams;
   return {
     outcome: stoppedBy ?? "finished",
     // A process we killed has no exit code of its own.
     ...(stoppedBy === undefined && exitCode !== undefined ? { exitCode } : {}),
-    stdout: out.text,
-    stderr: err.text,
-    stdoutTruncated: out.truncated,
-    stderrTruncated: err.truncated,
+    stdout: stdout.text,
+    stderr: stderr.text,
+    stdoutTruncated: stdout.overCap,
+    stderrTruncated: stderr.overCap,
     stdoutBytes: stdout.bytes,
     stderrBytes: stderr.bytes,
     durationMs: Math.round(performance.now() - startedReal),
@@ -534,10 +559,14 @@ export type LifecycleWebhook = {
 export async function upsertLifecycleWebhook(
   c: Config,
   want: LifecycleWebhook,
-): Promise<{ action: "created" | "updated"; id: string }> {
+): Promise<{ ok: true; action: "created" | "updated"; id: string } | { ok: false; failure: E2BFailure }> {
   const apiKey = requireApiKey(c);
   const base = new ConnectionConfig({ apiKey }).apiUrl.replace(/\/+$/, "");
-  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ ok: true; json: unknown } | { ok: false; failure: E2BFailure }> => {
     let res: Response;
     try {
       res = await fetch(`${base}${path}`, {
@@ -550,24 +579,31 @@ export async function upsertLifecycleWebhook(
         signal: AbortSignal.timeout(c.e2bRequestTimeoutMs),
       });
     } catch (err) {
-      throw toCallerError(classifyE2BError(err));
+      return { ok: false, failure: classifyE2BError(err) };
     }
     const text = await res.text();
     if (!res.ok) {
       const s = res.status;
       const kind =
         s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
-      throw toCallerError({ kind, status: s, message: summary(kind, s), refused: s < 500 });
+      return { ok: false, failure: { kind, status: s, message: summary(kind, s), refused: s < 500 } };
     }
-    return text === "" ? null : (JSON.parse(text) as unknown);
+    return { ok: true, json: text === "" ? null : (JSON.parse(text) as unknown) };
   };
   const listed = await call("GET", "/events/webhooks");
-  const hooks = (Array.isArray(listed) ? listed : []) as { id?: unknown; name?: unknown; url?: unknown }[];
+  if (!listed.ok) return listed;
+  const hooks = (Array.isArray(listed.json) ? listed.json : []) as {
+    id?: unknown;
+    name?: unknown;
+    url?: unknown;
+  }[];
   const mine = hooks.find((h) => h.name === want.name) ?? hooks.find((h) => h.url === want.url);
   if (mine && typeof mine.id === "string") {
-    await call("PATCH", `/events/webhooks/${encodeURIComponent(mine.id)}`, want);
-    return { action: "updated", id: mine.id };
+    const patched = await call("PATCH", `/events/webhooks/${encodeURIComponent(mine.id)}`, want);
+    return patched.ok ? { ok: true, action: "updated", id: mine.id } : patched;
   }
-  const made = (await call("POST", "/events/webhooks", want)) as { id?: unknown } | null;
-  return { action: "created", id: typeof made?.id === "string" ? made.id : "" };
+  const made = await call("POST", "/events/webhooks", want);
+  if (!made.ok) return made;
+  const id = (made.json as { id?: unknown } | null)?.id;
+  return { ok: true, action: "created", id: typeof id === "string" ? id : "" };
 }
