@@ -95,17 +95,28 @@ describe("startSandboxRun", () => {
     expect(h.emu.calls.some((c) => c.endpoint === "list")).toBe(true);
   });
 
-  it("create response lost → the action finds the sandbox by its tag and kills it; the sweep confirms after grace", async () => {
+  it("create response lost → the action finds its one sandbox by tag, records its id, kills it and ends the run", async () => {
     h.emu.fault("create", { dropResponse: true });
     const err = await convexErrorOf(start());
     expect(err.code).toBe("E2B_UNAVAILABLE");
+    const [sandbox] = h.emu.all();
     expect(h.emu.all()).toHaveLength(1);
     expect(h.emu.alive()).toHaveLength(0);
+    // One create makes at most one sandbox: the one found is the run's, so no grace is owed.
     const [run] = await allRuns(h.t);
-    // Not terminal yet: a create could still land within the grace window.
-    expect(run).toMatchObject({ status: "stopping", endReason: "start_failed" });
-    h.clock.advance(GRACE_MS + 1);
+    expect(run).toMatchObject({ status: "failed", endReason: "start_failed", sandboxId: sandbox!.sandboxID });
+  });
+
+  it("create response lost, the sandbox found but its kill fails → the run learns the id and the sweep kills by id", async () => {
+    h.emu.fault("create", { dropResponse: true });
+    h.emu.fault("kill", { status: 500 });
+    await expect(start()).rejects.toThrow();
+    const [sandbox] = h.emu.alive();
+    const [run] = await allRuns(h.t);
+    expect(run).toMatchObject({ status: "stopping", sandboxId: sandbox!.sandboxID, killAttempts: 1 });
+    h.clock.advance(60_000);
     await sweep();
+    expect(h.emu.alive()).toHaveLength(0);
     expect(await getRun(h.t, run!._id)).toMatchObject({ status: "failed", endReason: "start_failed" });
   });
 

@@ -108,10 +108,13 @@ async function createOrCleanUp(ctx: ActionCtx, c: Config, runId: Id<"sandboxRuns
           : {}),
       });
     } else {
-      // The response may be lost while the sandbox lives: only its tag can find it.
-      const { kill } = await killSandboxesByTag(c, runId);
+      // The response may be lost while the sandbox lives: only its tag can find it. One create
+      // makes at most one sandbox, so one found is the run's own: the run records its id, and a
+      // kill that succeeded ends the run now instead of after the late-create grace window.
+      const { kill, ids } = await killSandboxesByTag(c, runId);
       await ctx.runMutation(internal.lifecycle.settleKill, {
         runId,
+        ...(ids.length === 1 ? { sandboxId: ids[0]! } : {}),
         reason: "start_failed",
         kill,
         error: failure.message,

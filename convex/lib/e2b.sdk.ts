@@ -234,23 +234,23 @@ export async function listTaggedSandboxes(
 export async function killSandboxesByTag(
   c: Config,
   runId: string,
-): Promise<{ kill: KillOutcome; found: number }> {
+): Promise<{ kill: KillOutcome; found: number; ids: string[] }> {
   const page = await listTaggedSandboxes(c, { runId });
-  if (!page.ok) return { kill: killFailed(page.failure), found: 0 };
+  if (!page.ok) return { kill: killFailed(page.failure), found: 0, ids: [] };
   const ids = page.items.map((s) => s.sandboxId);
   const outcomes: KillOutcome[] = [];
   for (const id of ids.slice(0, TAG_KILLS_PER_ATTEMPT)) outcomes.push(await killSandboxSafely(c, id));
   const firstFailure = outcomes.find((o) => o.outcome === "failed");
-  if (firstFailure) return { kill: firstFailure, found: ids.length };
+  if (firstFailure) return { kill: firstFailure, found: ids.length, ids };
   if (ids.length > TAG_KILLS_PER_ATTEMPT || page.nextToken !== undefined) {
     const more: KillOutcome = {
       outcome: "failed",
       kind: "other",
       message: "more sandboxes may carry this run's tag than one attempt kills; retrying",
     };
-    return { kill: more, found: ids.length };
+    return { kill: more, found: ids.length, ids };
   }
-  return { kill: { outcome: ids.length ? "killed" : "gone" }, found: ids.length };
+  return { kill: { outcome: ids.length ? "killed" : "gone" }, found: ids.length, ids };
 }
 
 /** Kills a run's sandbox: by id when the run learned it, else every sandbox tagged with the run. */
