@@ -20,6 +20,15 @@ crons.interval(
   {},
 );
 
+// With webhooks on: reads E2B's events API for events whose delivery never arrived (deliveries
+// also ring for this between crons, see CATCH_UP_MIN_INTERVAL_MS); does nothing with them off.
+crons.interval(
+  "catchUpLifecycleEvents",
+  every,
+  internal.actions.catchUpLifecycleEvents.catchUpLifecycleEvents,
+  {},
+);
+
 // Deletes finished runs (and their events and commands) past SANDBOX_RETENTION_DAYS.
 crons.daily("purgeOldRuns", { hourUTC: 3, minuteUTC: 17 }, internal.retention.purgeOldRuns, {});
 

@@ -144,7 +144,15 @@ export default defineSchema({
     sandboxId: v.string(),
     at: v.number(), // ms, when it was handled
     outcome: v.string(), // what the handler did, for operators
+    // how it reached us: a delivery, or a catch-up read of E2B's events API (absent: webhook)
+    via: v.optional(v.union(v.literal("webhook"), v.literal("catch_up"))),
   })
     .index("by_eventId", ["eventId"])
     .index("by_at", ["at"]),
+
+  // One row: where catching up on E2B's events API stands (convex/model/webhooks.ts).
+  eventCatchUp: defineTable({
+    requestedAt: v.number(), // ms, when the last catch-up was scheduled
+    readThroughAt: v.number(), // ms, the newest event timestamp a catch-up has read
+  }),
 });

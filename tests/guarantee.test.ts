@@ -249,9 +249,11 @@ describe("4 · every kill by tag checks the listed tags itself", () => {
     await expect(start()).rejects.toThrow();
     expect(h.emu.isAlive(b.sandboxId)).toBe(true);
     expect(await getRun(h.t, b.sandboxRunId)).toMatchObject({ status: "running" });
-    const [aliceRun] = await activeRunsOf("alice");
-    const aliceSandbox = h.emu.all().find((s) => s.metadata[TAG_RUN_ID] === aliceRun!._id)!;
+    const aliceRun = (await allRuns(h.t)).find((r) => r._id !== b.sandboxRunId)!;
+    const aliceSandbox = h.emu.all().find((s) => s.metadata[TAG_RUN_ID] === aliceRun._id)!;
     expect(h.emu.isAlive(aliceSandbox.sandboxID)).toBe(false); // hers was killed
+    // The one sandbox left after the tag check is hers: she learns its id, not Bob's.
+    expect(aliceRun).toMatchObject({ status: "failed", sandboxId: aliceSandbox.sandboxID });
   });
 });
 

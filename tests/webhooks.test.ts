@@ -21,6 +21,7 @@ import {
   useHarness,
   drivers,
 } from "./helpers";
+import { cronJob } from "./drivers";
 
 const SECRET = "whsec_test_3f9a";
 const SITE = "https://test-ns.convex.site";
@@ -415,6 +416,112 @@ describe("delivery faults", () => {
     expect(after.runs).toEqual(before.runs);
     expect(after.handled).toEqual(before.handled);
     expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "running" });
+  });
+});
+
+describe("catching up on lost deliveries through E2B's events API", () => {
+  const catchUp = () => h.t.action(internal.actions.catchUpLifecycleEvents.catchUpLifecycleEvents, {});
+  const handledVia = async () =>
+    (await h.t.run((ctx) => ctx.db.query("webhookEvents").collect())).map(
+      (e) => `${e.type.replace("sandbox.lifecycle.", "")}:${e.outcome}:${e.via ?? "webhook"}`,
+    );
+  const eventsApi = (query: string) =>
+    fetch(`${h.emu.url}/events/sandboxes${query}`, { headers: { "X-API-Key": "e2b_test_key" } });
+
+  it("E2B's events API: newest first, visible ~1 s after, the delivery's own id; limit 1..100 and offset checked", async () => {
+    const { sandboxId } = await start();
+    expect(await (await eventsApi("")).json()).toEqual([]); // not flushed to the events store yet
+    h.clock.advance(1_000);
+    const listed = (await (await eventsApi("?limit=100")).json()) as { id: string; type: string }[];
+    expect(listed.map((e) => e.type)).toEqual(["sandbox.lifecycle.updated", "sandbox.lifecycle.created"]);
+    await deliver();
+    expect(hooks.deliveries.map((d) => d.eventId).sort()).toEqual(listed.map((e) => e.id).sort());
+    const oldestFirst = (await (await eventsApi(`/${sandboxId}?orderAsc=true&limit=1&offset=0`)).json()) as {
+      type: string;
+    }[];
+    expect(oldestFirst.map((e) => e.type)).toEqual(["sandbox.lifecycle.created"]);
+    for (const bad of ["?limit=0", "?limit=101", "?offset=-1", "?limit=ten"])
+      expect((await eventsApi(bad)).status).toBe(400);
+  });
+
+  it("promise: a dropped killed delivery while events flow is read from E2B's events API at the next delivery (seconds, not E2B's retry)", async () => {
+    const a = await start();
+    await deliver();
+    hooks.fault({ drop: true });
+    h.emu.killDirect(a.sandboxId); // E2B ends it on its own; the delivery never arrives
+    await deliver();
+    expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "running" });
+    h.clock.advance(2_000);
+    await start(); // someone else's start: its `created` delivery rings for a catch-up
+    await deliver();
+    expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
+    // The lost event was handled once, by the catch-up; the others it read were duplicates.
+    expect((await handledVia()).filter((x) => x.endsWith(":catch_up"))).toEqual([
+      "killed:ended_sandbox_gone:catch_up",
+    ]);
+  });
+
+  it("deliveries ring at most once per interval: a burst of events makes one events-API read", async () => {
+    for (let i = 0; i < 5; i++) await start();
+    await deliver();
+    expect(hooks.eventsApiCalls).toHaveLength(1);
+    h.clock.advance(2_000);
+    await start();
+    await deliver();
+    expect(hooks.eventsApiCalls).toHaveLength(2);
+  });
+
+  it("a lone event whose every delivery failed: the catch-up cron reads it", async () => {
+    const a = await start();
+    await deliver();
+    hooks.fault({ drop: true });
+    h.emu.killDirect(a.sandboxId);
+    await deliver();
+    h.clock.advance(60_000);
+    expect(await catchUp()).toMatchObject({ handled: 1, complete: true, failed: false });
+    expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
+    const job = cronJob("catchUpLifecycleEvents");
+    expect(job!.name).toBe("actions/catchUpLifecycleEvents:catchUpLifecycleEvents");
+    expect(job!.schedule).toMatchObject({ type: "interval", minutes: 1 });
+  });
+
+  it("the events API failing: nothing changes, the next catch-up does the job", async () => {
+    const a = await start();
+    await deliver();
+    hooks.fault({ drop: true });
+    h.emu.killDirect(a.sandboxId);
+    await deliver();
+    h.clock.advance(60_000);
+    hooks.eventsApiFault(500);
+    expect(await catchUp()).toMatchObject({ handled: 0, failed: true });
+    expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "running" });
+    expect(await catchUp()).toMatchObject({ handled: 1, failed: false });
+    expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
+  });
+
+  it("another namespace's events are read and ignored: no kill, no write", async () => {
+    const foreign = h.emu.seed({ metadata: { [TAG_NAMESPACE]: "other-ns", [TAG_RUN_ID]: "their-run" } });
+    h.clock.advance(60_000);
+    const before = await everything();
+    const kills = h.emu.callCount("kill");
+    const r = await catchUp();
+    expect(r.read).toBeGreaterThan(0);
+    expect(r.handled).toBe(0);
+    expect(h.emu.isAlive(foreign.sandboxID)).toBe(true);
+    const after = await everything();
+    expect(after.runs).toEqual(before.runs);
+    expect(after.handled).toEqual(before.handled);
+    expect(h.emu.callCount("kill")).toBe(kills);
+  });
+
+  it("webhooks off (no E2B_WEBHOOK_SECRET): the catch-up makes no E2B call", async () => {
+    await start();
+    h.clock.advance(60_000);
+    vi.stubEnv("E2B_WEBHOOK_SECRET", "");
+    const calls = h.emu.calls.length;
+    expect(await catchUp()).toEqual({ read: 0, handled: 0, complete: true, failed: false });
+    expect(hooks.eventsApiCalls).toHaveLength(0);
+    expect(h.emu.calls.length).toBe(calls);
   });
 });
 

@@ -381,26 +381,22 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
     },
 
     async sweep() {
-      // Both crons fire every minute; run one after the other (a valid interleaving, and a
-      // deterministic one), each with its self-scheduled continuations drained.
-      try {
-        await t.action(internal.actions.killIdleSandboxes.killIdleSandboxes, {});
-      } catch {
-        counters.sweepErrors++;
+      // The crons fire every minute; run one after the other (a valid interleaving, and a
+      // deterministic one), each with its self-scheduled continuations drained. The catch-up
+      // does nothing without a webhook secret, as in production.
+      for (const cron of [
+        internal.actions.killIdleSandboxes.killIdleSandboxes,
+        internal.actions.pauseIdleSandboxes.pauseIdleSandboxes,
+        internal.actions.reconcileSandboxes.reconcileSandboxes,
+        internal.actions.catchUpLifecycleEvents.catchUpLifecycleEvents,
+      ]) {
+        try {
+          await t.action(cron, {});
+        } catch {
+          counters.sweepErrors++;
+        }
+        await drain();
       }
-      await drain();
-      try {
-        await t.action(internal.actions.pauseIdleSandboxes.pauseIdleSandboxes, {});
-      } catch {
-        counters.sweepErrors++;
-      }
-      await drain();
-      try {
-        await t.action(internal.actions.reconcileSandboxes.reconcileSandboxes, {});
-      } catch {
-        counters.sweepErrors++;
-      }
-      await drain();
       await prune();
       if (other) {
         await asOther(async (o) => {
@@ -474,6 +470,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           .withIndex("by_kind_and_at", (q) => q.eq("kind", "reconcile_kill"))
           .collect();
         const orphanRecords = await ctx.db.query("orphanSandboxes").collect();
+        const caughtUp = (await ctx.db.query("webhookEvents").collect()).filter((e) => e.via === "catch_up");
         const count = (xs: string[]) =>
           xs.reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
         return {
@@ -483,6 +480,7 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
             kills.filter((k) => k.kill?.outcome === "failed").map((k) => (k.kill as { kind: string }).kind),
           ),
           reconcileKills: reconcileKills.length + orphanRecords.length,
+          caughtUp: count(caughtUp.map((e) => e.type.replace("sandbox.lifecycle.", ""))),
         };
       });
       const fmt = (m: Record<string, number>) =>
@@ -512,7 +510,14 @@ export async function oursStrategy(o: OursOptions): Promise<Strategy> {
           return `${theirRuns} / ${oursKilledTheirs} / ${theirsKilledOurs}`;
         })(),
         "resume errors seen by callers (run ended, or E2B failed)": fmt(counters.resumeErrors),
-        ...(hooks ? { "webhook deliveries": webhookSummary(hooks, counters.webhookErrors) } : {}),
+        ...(hooks
+          ? {
+              "webhook deliveries": webhookSummary(hooks, counters.webhookErrors),
+              "events-API catch-ups (reads, of which failed) / events only a catch-up brought": `${
+                hooks.eventsApiCalls.length
+              }, ${hooks.eventsApiCalls.filter((c) => c.status !== 200).length} / ${fmt(x.caughtUp)}`,
+            }
+          : {}),
       };
     },
 

@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as actions_catchUpLifecycleEvents from "../actions/catchUpLifecycleEvents.js";
 import type * as actions_killIdleSandboxes from "../actions/killIdleSandboxes.js";
 import type * as actions_killWebhookSandbox from "../actions/killWebhookSandbox.js";
 import type * as actions_pauseIdleSandboxes from "../actions/pauseIdleSandboxes.js";
@@ -60,6 +61,7 @@ import type * as webhooks from "../webhooks.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  "actions/catchUpLifecycleEvents": typeof actions_catchUpLifecycleEvents;
   "actions/killIdleSandboxes": typeof actions_killIdleSandboxes;
   "actions/killWebhookSandbox": typeof actions_killWebhookSandbox;
   "actions/pauseIdleSandboxes": typeof actions_pauseIdleSandboxes;

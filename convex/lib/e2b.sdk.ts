@@ -551,45 +551,80 @@ export type LifecycleWebhook = {
   signatureSecret: string;
 };
 
+type ApiCall = { ok: true; json: unknown } | { ok: false; failure: E2BFailure };
+
 /**
- * Registers the webhook, or updates the one of the same name (or URL): idempotent. E2B's
- * `/events/webhooks` endpoints are not wrapped by the SDK, so this is plain fetch to the API
- * URL the SDK itself uses (E2B_API_URL, else E2B's). Throws a caller error on any failure.
+ * One call to an E2B control-plane path the SDK does not wrap (`/events/...`): plain fetch to
+ * the API URL the SDK itself uses (E2B_API_URL, else E2B's), bounded by the request timeout.
  */
+async function apiCall(c: Config, method: string, path: string, body?: unknown): Promise<ApiCall> {
+  const apiKey = requireApiKey(c);
+  const base = new ConnectionConfig({ apiKey }).apiUrl.replace(/\/+$/, "");
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        "X-API-Key": apiKey,
+        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(c.e2bRequestTimeoutMs),
+    });
+    text = await res.text();
+  } catch (err) {
+    return { ok: false, failure: classifyE2BError(err) };
+  }
+  if (!res.ok) {
+    const s = res.status;
+    const kind =
+      s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
+    return { ok: false, failure: { kind, status: s, message: summary(kind, s), refused: s < 500 } };
+  }
+  try {
+    return { ok: true, json: text === "" ? null : (JSON.parse(text) as unknown) };
+  } catch {
+    return {
+      ok: false,
+      failure: { kind: "other", message: "E2B answered with a body that is not JSON", refused: false },
+    };
+  }
+}
+
+/** E2B's events API pages at most this many events. */
+export const E2B_EVENTS_MAX_LIMIT = 100;
+
+/**
+ * The team's lifecycle events from the newest back to `since` (ms; with E2B's timestamps), at
+ * most `maxPages` pages of E2B's largest size (`GET /events/sandboxes`, newest first). `complete`
+ * says whether the read reached `since`; raw objects, parsed by the caller.
+ */
+export async function readLifecycleEventsSince(
+  c: Config,
+  since: number,
+  maxPages: number,
+): Promise<{ ok: true; events: unknown[]; complete: boolean } | { ok: false; failure: E2BFailure }> {
+  const events: unknown[] = [];
+  for (let page = 0; page < maxPages; page++) {
+    const q = `limit=${E2B_EVENTS_MAX_LIMIT}&offset=${page * E2B_EVENTS_MAX_LIMIT}&orderAsc=false`;
+    const r = await apiCall(c, "GET", `/events/sandboxes?${q}`);
+    if (!r.ok) return r;
+    const items = Array.isArray(r.json) ? (r.json as unknown[]) : [];
+    events.push(...items);
+    const oldest = items.at(-1) as { timestamp?: unknown } | undefined;
+    const oldestAt = typeof oldest?.timestamp === "string" ? Date.parse(oldest.timestamp) : Number.NaN;
+    if (items.length < E2B_EVENTS_MAX_LIMIT || oldestAt < since) return { ok: true, events, complete: true };
+  }
+  return { ok: true, events, complete: false };
+}
+
+/** Registers the webhook, or updates the one of the same name (or URL): idempotent. */
 export async function upsertLifecycleWebhook(
   c: Config,
   want: LifecycleWebhook,
 ): Promise<{ ok: true; action: "created" | "updated"; id: string } | { ok: false; failure: E2BFailure }> {
-  const apiKey = requireApiKey(c);
-  const base = new ConnectionConfig({ apiKey }).apiUrl.replace(/\/+$/, "");
-  const call = async (
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ ok: true; json: unknown } | { ok: false; failure: E2BFailure }> => {
-    let res: Response;
-    try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          "X-API-Key": apiKey,
-          ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(c.e2bRequestTimeoutMs),
-      });
-    } catch (err) {
-      return { ok: false, failure: classifyE2BError(err) };
-    }
-    const text = await res.text();
-    if (!res.ok) {
-      const s = res.status;
-      const kind =
-        s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
-      return { ok: false, failure: { kind, status: s, message: summary(kind, s), refused: s < 500 } };
-    }
-    return { ok: true, json: text === "" ? null : (JSON.parse(text) as unknown) };
-  };
+  const call = (method: string, path: string, body?: unknown) => apiCall(c, method, path, body);
   const listed = await call("GET", "/events/webhooks");
   if (!listed.ok) return listed;
   const hooks = (Array.isArray(listed.json) ? listed.json : []) as {

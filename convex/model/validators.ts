@@ -145,3 +145,12 @@ export const reconcileResult = v.object({
   more: v.boolean(),
 });
 export type ReconcileResult = Infer<typeof reconcileResult>;
+
+/** What one catch-up on E2B's events API did (the catch-up cron's return). */
+export const catchUpResult = v.object({
+  read: v.number(), // events read, every namespace
+  handled: v.number(), // this namespace's events no delivery had brought
+  complete: v.boolean(), // false: more events since the cursor than one catch-up reads
+  failed: v.boolean(), // the events API did not answer
+});
+export type CatchUpResult = Infer<typeof catchUpResult>;

@@ -4,7 +4,7 @@
 // or reordered delivery is harmless. Runs in Convex's isolate: Web Crypto only, no node:crypto.
 import { v, type Infer } from "convex/values";
 import { internal } from "../_generated/api";
-import type { MutationCtx } from "../_generated/server";
+import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { bootLifetimeMs, getConfig, runningLifetimeMs } from "./config";
 import { recordPaused, recordResumed } from "./pause";
 import { endRunSandboxGone, recordSandboxId, type Run, settleKill } from "./runs";
@@ -96,7 +96,7 @@ function timestampMs(x: unknown): number | undefined {
   return undefined;
 }
 
-/** Reads a (signed) delivery body: `{ id, type, sandboxId, eventData: { sandbox_metadata, kill_reason }, timestamp }`. */
+/** Reads a (signed) delivery body. */
 export function parseDelivery(rawBody: Uint8Array): ParsedDelivery {
   let body: unknown;
   try {
@@ -104,6 +104,14 @@ export function parseDelivery(rawBody: Uint8Array): ParsedDelivery {
   } catch {
     return { kind: "malformed", why: "body is not JSON" };
   }
+  return parseEvent(body);
+}
+
+/**
+ * Reads one event, as a delivery carries it and as E2B's events API lists it:
+ * `{ id, type, sandboxId, eventData: { sandbox_metadata, kill_reason }, timestamp }`.
+ */
+export function parseEvent(body: unknown): ParsedDelivery {
   if (typeof body !== "object" || body === null || Array.isArray(body))
     return { kind: "malformed", why: "body is not a JSON object" };
   const b = body as Record<string, unknown>;
@@ -152,7 +160,11 @@ export const CREATED_STORE_LAG_MS = 10_000;
  * Handles one event once: a replayed event id changes nothing. Returns what it did (also kept
  * in `webhookEvents`, for operators).
  */
-export async function handleLifecycleEvent(ctx: MutationCtx, e: LifecycleEvent): Promise<string> {
+export async function handleLifecycleEvent(
+  ctx: MutationCtx,
+  e: LifecycleEvent,
+  via: "webhook" | "catch_up" = "webhook",
+): Promise<string> {
   const seen = await ctx.db
     .query("webhookEvents")
     .withIndex("by_eventId", (q) => q.eq("eventId", e.id))
@@ -173,8 +185,62 @@ export async function handleLifecycleEvent(ctx: MutationCtx, e: LifecycleEvent):
     sandboxId: e.sandboxId,
     at: Date.now(),
     outcome,
+    via,
   });
   return outcome;
+}
+
+// ------------------------------------------------------------------ catching up on lost deliveries
+
+/**
+ * A delivery E2B made that never reached us waits for E2B's retry (reportedly 10 s later), or
+ * for polling (minutes). So deliveries double as a doorbell: while events flow, at most every
+ * CATCH_UP_MIN_INTERVAL_MS a catch-up reads E2B's events API (the same events, with the same
+ * ids) back to where the last one read, and handles what no delivery brought. A lone event
+ * lost in a quiet moment is caught by the catch-up cron (every SWEEP_INTERVAL_MS) or the retry.
+ */
+export const CATCH_UP_MIN_INTERVAL_MS = 2_000;
+/** Read this far behind the newest event already read: events reach the API up to ~1 s late. */
+export const CATCH_UP_OVERLAP_MS = 10_000;
+/** Pages of 100 events per catch-up; a team busier than that leaves the rest to E2B's retries. */
+export const CATCH_UP_MAX_PAGES = 5;
+/** With no cursor yet (first catch-up), read this far back. */
+export const CATCH_UP_FIRST_LOOKBACK_MS = 10 * 60_000;
+
+/** Schedules a catch-up unless one started within CATCH_UP_MIN_INTERVAL_MS (one write per interval). */
+export async function requestCatchUp(ctx: MutationCtx): Promise<void> {
+  const state = await ctx.db.query("eventCatchUp").first();
+  const now = Date.now();
+  if (state && now - state.requestedAt < CATCH_UP_MIN_INTERVAL_MS) return;
+  if (state) await ctx.db.patch("eventCatchUp", state._id, { requestedAt: now });
+  else
+    await ctx.db.insert("eventCatchUp", {
+      requestedAt: now,
+      readThroughAt: now - CATCH_UP_FIRST_LOOKBACK_MS,
+    });
+  await ctx.scheduler.runAfter(0, internal.actions.catchUpLifecycleEvents.catchUpLifecycleEvents, {});
+}
+
+/** From when the next catch-up reads (ms, E2B's event timestamps). */
+export async function catchUpCursor(ctx: QueryCtx): Promise<number> {
+  const state = await ctx.db.query("eventCatchUp").first();
+  return (state?.readThroughAt ?? Date.now() - CATCH_UP_FIRST_LOOKBACK_MS) - CATCH_UP_OVERLAP_MS;
+}
+
+/** Handles the events a catch-up read (each once, as if delivered) and moves the cursor on. */
+export async function handleCaughtUpEvents(
+  ctx: MutationCtx,
+  args: { events: LifecycleEvent[]; readThroughAt: number },
+): Promise<{ handled: number; duplicates: number }> {
+  let handled = 0;
+  for (const e of args.events)
+    if ((await handleLifecycleEvent(ctx, e, "catch_up")) !== "duplicate") handled++;
+  const state = await ctx.db.query("eventCatchUp").first();
+  if (state && args.readThroughAt > state.readThroughAt)
+    await ctx.db.patch("eventCatchUp", state._id, { readThroughAt: args.readThroughAt });
+  else if (!state)
+    await ctx.db.insert("eventCatchUp", { requestedAt: Date.now(), readThroughAt: args.readThroughAt });
+  return { handled, duplicates: args.events.length - handled };
 }
 
 /**

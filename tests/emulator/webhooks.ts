@@ -104,6 +104,11 @@ export class WebhookEmulator {
   private random: (() => number) | undefined;
   private rates = { drop: 0, duplicate: 0 };
   private retries: { max: number; intervalMs: number } | undefined;
+  /** every event published, in order: what `GET /events/sandboxes` reads */
+  private readonly log: { visibleAt: number; at: number; event: Record<string, unknown> }[] = [];
+  private eventsApiFaults: { status: number; remaining: number }[] = [];
+  /** calls to `GET /events/sandboxes[/{id}]`, with the status answered */
+  readonly eventsApiCalls: { at: number; status: number; query: string }[] = [];
 
   constructor(
     private readonly opts: {
@@ -116,6 +121,12 @@ export class WebhookEmulator {
        * unverified). Default: no retries, so a test's drop is final.
        */
       retries?: { max: number; intervalMs: number };
+      /**
+       * How long after it happened an event shows in `GET /events/sandboxes` (ms on the clock):
+       * E2B batches events into ClickHouse, flushing at least every second (infra
+       * packages/clickhouse/pkg/events/delivery.go, flag clickhouse-batcher-max-delay = 1000).
+       */
+      eventsVisibleAfterMs?: number;
     },
   ) {
     this.retries = opts.retries;
@@ -139,8 +150,58 @@ export class WebhookEmulator {
       const out = this.handleRegistration(req.method ?? "GET", url.pathname, parsed);
       send(res, out.status, out.body);
     });
+    source.mount("/events/sandboxes", (req, res) => {
+      const url = new URL(req.url ?? "/", "http://emulator.local");
+      const out = this.handleEventsApi(req.method ?? "GET", url.pathname, url.searchParams);
+      this.eventsApiCalls.push({ at: this.opts.clock(), status: out.status, query: url.search });
+      send(res, out.status, out.body);
+    });
     source.onLifecycle((e) => this.publish(e));
     return this;
+  }
+
+  // ------------------------------------------------------------ events API
+
+  /**
+   * `GET /events/sandboxes[/{id}]` (E2B's lifecycle events API, docs "lifecycle-events-api"):
+   * the team's events newest first (`orderAsc=true`: oldest first), `offset` ≥ 0, `limit`
+   * 1..100 (default 10); out of range → 400. Only events already flushed are visible.
+   */
+  handleEventsApi(method: string, path: string, q: URLSearchParams): { status: number; body?: unknown } {
+    const err = (status: number, message: string) => ({ status, body: { code: status, message } });
+    const fault = this.eventsApiFaults[0];
+    if (fault) {
+      if (--fault.remaining <= 0) this.eventsApiFaults.shift();
+      return err(fault.status, "injected events API failure");
+    }
+    if (method !== "GET") return err(405, `Method ${method} not allowed`);
+    const int = (name: string, def: number, min: number, max: number): number | string => {
+      const raw = q.get(name);
+      if (raw === null) return def;
+      const n = Number(raw);
+      return Number.isInteger(n) && n >= min && n <= max ? n : `${name} must be an integer in ${min}..${max}`;
+    };
+    const limit = int("limit", 10, 1, 100);
+    const offset = int("offset", 0, 0, Number.MAX_SAFE_INTEGER);
+    if (typeof limit === "string") return err(400, limit);
+    if (typeof offset === "string") return err(400, offset);
+    const orderAsc = q.get("orderAsc") === "true";
+    const rest = path.replace(/^\/events\/sandboxes\/?/, "");
+    const sandboxId = rest === "" ? undefined : decodeURIComponent(rest);
+    const now = this.opts.clock();
+    const page: Record<string, unknown>[] = [];
+    let skipped = 0;
+    for (let k = 0; k < this.log.length && page.length < limit; k++) {
+      const l = this.log[orderAsc ? k : this.log.length - 1 - k]!;
+      if (l.visibleAt > now || (sandboxId !== undefined && l.event.sandboxId !== sandboxId)) continue;
+      if (skipped++ >= offset) page.push(l.event);
+    }
+    return { status: 200, body: page };
+  }
+
+  /** The next `times` calls to the events API answer `status`. */
+  eventsApiFault(status: number, times = 1): void {
+    this.eventsApiFaults.push({ status, remaining: times });
   }
 
   // ------------------------------------------------------------ registration API
@@ -211,6 +272,9 @@ export class WebhookEmulator {
     this.faults = [];
     this.deliveries.length = 0;
     this.retries = this.opts.retries;
+    this.log.length = 0;
+    this.eventsApiFaults = [];
+    this.eventsApiCalls.length = 0;
   }
 
   // ------------------------------------------------------------ delivery
@@ -218,25 +282,31 @@ export class WebhookEmulator {
   /** Queues one event for every enabled webhook subscribed to its type. */
   publish(e: LifecycleEvent): void {
     const type = `sandbox.lifecycle.${e.type}`;
+    // One event, one id: every webhook and the events API carry the same one (E2B's SandboxEvent.ID).
+    const eventId = randomUUID();
+    const event = {
+      version: "v1",
+      id: eventId,
+      type,
+      eventData: {
+        sandbox_metadata: { ...e.metadata },
+        ...(e.killReason !== undefined ? { kill_reason: e.killReason } : {}),
+      },
+      sandboxBuildId: randomUUID(),
+      sandboxExecutionId: randomUUID(),
+      sandboxId: e.sandboxId,
+      sandboxTeamId: "00000000-0000-0000-0000-000000000000",
+      sandboxTemplateId: e.templateId,
+      timestamp: new Date(e.at).toISOString(),
+    };
+    // In time order: an expiry the emulator applies lazily happened back then.
+    let i = this.log.length;
+    while (i > 0 && this.log[i - 1]!.at > e.at) i--;
+    this.log.splice(i, 0, { visibleAt: e.at + (this.opts.eventsVisibleAfterMs ?? 1_000), at: e.at, event });
+    const body = JSON.stringify(event);
     for (const hook of this.hooks.values()) {
       if (!hook.enabled || !hook.events.includes(type)) continue;
       const fault = this.takeFault();
-      const eventId = randomUUID();
-      const body = JSON.stringify({
-        version: "v1",
-        id: eventId,
-        type,
-        eventData: {
-          sandbox_metadata: { ...e.metadata },
-          ...(e.killReason !== undefined ? { kill_reason: e.killReason } : {}),
-        },
-        sandboxBuildId: randomUUID(),
-        sandboxExecutionId: randomUUID(),
-        sandboxId: e.sandboxId,
-        sandboxTeamId: "00000000-0000-0000-0000-000000000000",
-        sandboxTemplateId: e.templateId,
-        timestamp: new Date(e.at).toISOString(),
-      });
       const record: DeliveryRecord = {
         eventId,
         type,
