@@ -443,7 +443,13 @@ ${goalTable}
 lifecycle events — created, paused, resumed, killed — checked against its per-sandbox meter):
 
 ${pauseTable}
-
+${
+  oursPause.pause.pastRetention?.length
+    ? `\nPaused spans past retention + one sweep (pause policy):\n${oursPause.pause.pastRetention
+        .map((d) => `- ${d}`)
+        .join("\n")}\n`
+    : ""
+}
 ${knowingTable}
 
 ${hookGoalTable}

@@ -348,19 +348,50 @@ describe("resume faults", () => {
     expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
   });
 
-  it("resume answers 500 (not resumed): the run stays resuming until its lease, then E2B says paused", async () => {
+  it("resume answers 500 (E2B's API answered: no resume of ours at work): the next pass asks E2B, which says paused", async () => {
     const { sandboxRunId, sandboxId } = await pausedRun();
     h.emu.fault("connect", { status: 500 });
     expect(await convexErrorOf(resume(sandboxRunId))).toMatchObject({ code: "E2B_UNAVAILABLE" });
     expect(await status(sandboxRunId)).toBe("resuming");
     h.clock.advance(SWEEP_MS);
-    await pauseLane(); // leased: no check while a connect may be at work at E2B
-    expect(h.emu.callCount("getInfo")).toBe(0);
-    h.clock.advance(PAST_LEASE_MS);
     await pauseLane();
     expect(await status(sandboxRunId)).toBe("paused");
     expect(h.emu.get(sandboxId)!.state).toBe("paused");
     expect(await resume(sandboxRunId)).toEqual({ status: "running", sandboxId });
+  });
+
+  it("resume answers 502 or 504 (a gateway's answer: E2B may still be resuming): no check until the lease passes", async () => {
+    for (const gateway of [502, 504]) {
+      const { sandboxRunId, sandboxId } = await pausedRun();
+      h.emu.fault("connect", { status: gateway });
+      await expect(resume(sandboxRunId)).rejects.toThrow();
+      expect(await status(sandboxRunId)).toBe("resuming");
+      const checks = h.emu.callCount("getInfo");
+      h.clock.advance(SWEEP_MS);
+      await pauseLane(); // leased: no check while a connect may be at work at E2B
+      expect(h.emu.callCount("getInfo")).toBe(checks);
+      h.clock.advance(PAST_LEASE_MS);
+      await pauseLane();
+      expect(await status(sandboxRunId)).toBe("paused");
+      expect(h.emu.get(sandboxId)!.state).toBe("paused");
+      await stop(sandboxRunId);
+    }
+  });
+
+  it("promise: a resume answering 500 just before retention ends never keeps the snapshot past retention + one sweep", async () => {
+    const { sandboxRunId, sandboxId } = await pausedRun();
+    const pausedAt = h.emu.get(sandboxId)!.endAt;
+    h.clock.advance(RETENTION_MS - 10_000);
+    await pauseLane();
+    h.emu.fault("connect", { status: 500 });
+    await expect(resume(sandboxRunId)).rejects.toThrow();
+    for (let tick = 0; tick < 3 && h.emu.isAlive(sandboxId); tick++) {
+      h.clock.advance(SWEEP_MS);
+      await pauseLane();
+    }
+    expect(h.emu.isAlive(sandboxId)).toBe(false);
+    expect(h.emu.get(sandboxId)!.diedAt! - pausedAt).toBeLessThanOrEqual(RETENTION_MS + SWEEP_MS);
+    expect(await getRun(h.t, sandboxRunId)).toMatchObject({ status: "stopped", endReason: "paused_expired" });
   });
 
   it("resume times out or its response is lost (it resumed and bills): a retry joins it; unretried, the lane finds it running and pauses it again", async () => {

@@ -428,6 +428,17 @@ describe("catching up on lost deliveries through E2B's events API", () => {
   const eventsApi = (query: string) =>
     fetch(`${h.emu.url}/events/sandboxes${query}`, { headers: { "X-API-Key": "e2b_test_key" } });
 
+  /** A running run whose sandbox E2B killed, the `killed` delivery lost; a minute later. */
+  const runWithLostDeath = async () => {
+    const a = await start();
+    await deliver();
+    hooks.fault({ drop: true });
+    h.emu.killDirect(a.sandboxId);
+    await deliver();
+    h.clock.advance(60_000);
+    return a;
+  };
+
   it("E2B's events API: newest first, visible ~1 s after, the delivery's own id; limit 1..100 and offset checked", async () => {
     const { sandboxId } = await start();
     expect(await (await eventsApi("")).json()).toEqual([]); // not flushed to the events store yet
@@ -472,12 +483,7 @@ describe("catching up on lost deliveries through E2B's events API", () => {
   });
 
   it("a lone event whose every delivery failed: the catch-up cron reads it", async () => {
-    const a = await start();
-    await deliver();
-    hooks.fault({ drop: true });
-    h.emu.killDirect(a.sandboxId);
-    await deliver();
-    h.clock.advance(60_000);
+    const a = await runWithLostDeath();
     expect(await catchUp()).toMatchObject({ handled: 1, complete: true, failed: false });
     expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "stopped", endReason: "sandbox_gone" });
     const job = cronJob("catchUpLifecycleEvents");
@@ -486,12 +492,7 @@ describe("catching up on lost deliveries through E2B's events API", () => {
   });
 
   it("the events API failing: nothing changes, the next catch-up does the job", async () => {
-    const a = await start();
-    await deliver();
-    hooks.fault({ drop: true });
-    h.emu.killDirect(a.sandboxId);
-    await deliver();
-    h.clock.advance(60_000);
+    const a = await runWithLostDeath();
     hooks.eventsApiFault(500);
     expect(await catchUp()).toMatchObject({ handled: 0, failed: true });
     expect(await getRun(h.t, a.sandboxRunId)).toMatchObject({ status: "running" });

@@ -558,6 +558,28 @@ export async function runWorkload(
       endAt,
     });
     const finalById = new Map(finals.map((f) => [f.runId, f]));
+    // Each paused span past retention + one sweep (goal: none), with its run's faults and the
+    // E2B calls on that sandbox: what the report shows to explain a miss.
+    const pastRetention: string[] = [];
+    meters.forEach((m, k) => {
+      for (const g of m.segments) {
+        if (g.state !== "paused" || g.to - g.from <= o.pausedRetentionMs + o.sweepIntervalMs) continue;
+        const runId = lives[k]?.runId;
+        const idx = runId !== undefined ? [...runIds].find(([, id]) => id === runId)?.[0] : undefined;
+        const plan = idx !== undefined ? plans[idx] : undefined;
+        const at = (ms: number) => `${Math.round((ms - o.t0) / 100) / 10}`;
+        const calls = emu.calls
+          .filter((c) => c.sandboxID === m.sandboxId && c.at >= g.from - 1)
+          .map(
+            (c) => `${c.endpoint} ${c.status || "no answer"}${c.fault ? " (injected)" : ""} at ${at(c.at)} s`,
+          );
+        pastRetention.push(
+          `paused ${at(g.from)}–${at(g.to)} s (${(g.to - g.from) / 1000} s); run faults: ${
+            plan?.runFaults.join(", ") || "none"
+          }; calls: ${calls.join("; ")}`,
+        );
+      }
+    });
     offLifecycle();
     const lostCreates = all
       .filter((s) => lostCreateIds.has(s.sandboxID))
@@ -589,7 +611,7 @@ export async function runWorkload(
       wallByStep,
       orphans: orphanReport(lives, finals, { endAt, tagOwns: strat.tagOwns }),
       commands,
-      pause,
+      pause: { ...pause, pastRetention },
       knowing: knowingReport(lostCreates, deaths, endAt),
       extra: await strat.extra(),
     };

@@ -79,6 +79,8 @@ export type PauseReport = {
   resumeP95Ms: number;
   /** paused spans longer than retention + one sweep interval (goal 0) */
   pausedPastRetention: number;
+  /** each of those spans, described (filled in by the driver) */
+  pastRetention?: string[];
   longestPausedS: number;
   /** runs that ended (stopped/failed) while the sandbox they recorded was still alive (goal 0) */
   terminalWhileLived: number;

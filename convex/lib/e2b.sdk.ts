@@ -506,7 +506,11 @@ export type ResumeOutcome =
   | { outcome: "resumed" } // 200 (was running) or 201 (resumed): running, billing, lifetime set
   | { outcome: "gone" } // 404, or 409 "being killed"
   | { outcome: "refused"; failure: E2BFailure } // E2B certainly did not resume it (429, 4xx)
-  | { outcome: "unknown"; failure: E2BFailure }; // 5xx, timeout, lost answer: it may be running
+  // E2B's API itself answered 500: its handler returned, so no resume of ours is at work any more
+  // (a resume that failed after starting is cleaned up by E2B); it may be paused or running.
+  | { outcome: "failed"; failure: E2BFailure }
+  // A gateway's 502/503/504, a timeout, a lost answer: E2B may still be resuming it.
+  | { outcome: "unknown"; failure: E2BFailure };
 
 /**
  * Resumes a paused sandbox, or extends a running one (POST /v2/sandboxes/{id}/connect with the
@@ -525,7 +529,8 @@ export async function resumeSandbox(
   } catch (err) {
     const f = classifyE2BError(err);
     if (f.kind === "not_found" || f.status === 409) return { outcome: "gone" };
-    return f.refused ? { outcome: "refused", failure: f } : { outcome: "unknown", failure: f };
+    if (f.refused) return { outcome: "refused", failure: f };
+    return f.status === 500 ? { outcome: "failed", failure: f } : { outcome: "unknown", failure: f };
   }
 }
 

@@ -320,7 +320,14 @@ export async function settleResumeFailure(ctx: MutationCtx, args: ResumeFailure)
     });
     return "paused";
   }
-  // It may have resumed: the run stays "resuming" until its lease passes and the sweep asks E2B.
+  if (args.outcome === "failed") {
+    // E2B's API answered: nothing of ours is at work there, so the lane may ask (or, past
+    // retention, kill) at its next pass instead of waiting out the lease.
+    await ctx.db.patch("sandboxRuns", run._id, { deadlineAt: Date.now() });
+    return "resuming";
+  }
+  // It may have resumed, or may still: the run stays "resuming" until its lease passes and the
+  // lane asks E2B.
   return "resuming";
 }
 

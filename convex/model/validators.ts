@@ -126,7 +126,7 @@ export type PausePage = Infer<typeof pausePage>;
 export const resumeFailure = v.object({
   runId,
   sandboxId: v.string(),
-  outcome: v.union(v.literal("gone"), v.literal("refused"), v.literal("unknown")),
+  outcome: v.union(v.literal("gone"), v.literal("refused"), v.literal("failed"), v.literal("unknown")),
   error: v.string(),
 });
 export type ResumeFailure = Infer<typeof resumeFailure>;
