@@ -26,6 +26,21 @@ const BOOT_MS = 60_000;
 const h = useHarness();
 const { start, sweep } = drivers(h);
 
+/**
+ * The seed system's lost sandbox: created, its id never stored, and the start's kill and its
+ * failure record failing too — a booting run with no id whose sandbox lives on at E2B.
+ */
+async function startWithDatabaseDown() {
+  const warned = captureWarnings();
+  failNext(lifecycle.recordSandboxId);
+  failNext(lifecycle.settleKill);
+  h.emu.fault("kill", { status: 500 });
+  await expect(start()).rejects.toThrow();
+  expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
+  const [run] = await allRuns(h.t);
+  return run!;
+}
+
 describe("startSandboxRun", () => {
   it("happy path: records, creates a tagged sandbox with a boot lifetime, then running with a running lifetime", async () => {
     const { sandboxRunId, sandboxId } = await start();
@@ -74,16 +89,10 @@ describe("startSandboxRun", () => {
   });
 
   it("seed scenario, database down: store, kill and record all fail → after a sweep no sandbox lives, run terminal", async () => {
-    const warned = captureWarnings();
-    failNext(lifecycle.recordSandboxId);
-    failNext(lifecycle.settleKill);
-    h.emu.fault("kill", { status: 500 });
-    await expect(start()).rejects.toThrow();
-    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
-    const [stuck] = await allRuns(h.t);
+    const stuck = await startWithDatabaseDown();
     // Exactly the seed's state: booting, no sandboxId anywhere, the sandbox alive at E2B.
     expect(stuck).toMatchObject({ status: "booting" });
-    expect(stuck!.sandboxId).toBeUndefined();
+    expect(stuck.sandboxId).toBeUndefined();
     expect(h.emu.alive()).toHaveLength(1);
 
     await sweep(); // before the boot deadline: nothing to do yet
@@ -91,7 +100,7 @@ describe("startSandboxRun", () => {
     h.clock.advance(GRACE_MS + 1);
     await sweep();
     expect(h.emu.alive()).toHaveLength(0);
-    expect(await getRun(h.t, stuck!._id)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
+    expect(await getRun(h.t, stuck._id)).toMatchObject({ status: "failed", endReason: "boot_timeout" });
     expect(h.emu.calls.some((c) => c.endpoint === "list")).toBe(true);
   });
 
@@ -239,15 +248,9 @@ describe("killIdleSandboxes", () => {
   });
 
   it("never touches a sandbox of another namespace, even one tagged with our run's id", async () => {
-    const warned = captureWarnings();
-    failNext(lifecycle.recordSandboxId);
-    failNext(lifecycle.settleKill);
-    h.emu.fault("kill", { status: 500 });
-    await expect(start()).rejects.toThrow();
-    expect(warned()).toContainEqual(expect.stringContaining("start cleanup record failed"));
-    const [run] = await allRuns(h.t);
+    const run = await startWithDatabaseDown();
     const foreign = h.emu.seed({
-      metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run!._id },
+      metadata: { [TAG_NAMESPACE]: "prod-other", [TAG_RUN_ID]: run._id },
       timeoutMs: 3_600_000,
     });
     h.clock.advance(BOOT_MS + 1);
