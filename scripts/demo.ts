@@ -74,7 +74,7 @@ console.log(
   "timeout; here the run was recorded first and the sandbox tagged with it, so the sweep finds it.",
 );
 console.log(
-  `Both crons (sweep, reconciler) run every ${sweepEveryMin} min; this demo calls them by hand on a simulated clock.`,
+  `The sweep and the reconciler (two of the crons) run every ${sweepEveryMin} min; this demo calls them by hand on a simulated clock.`,
 );
 
 try {
