@@ -22,6 +22,12 @@
  * has been delivered), `badSignature` (signed with a wrong secret). Deviation: E2B retries a
  * failed delivery (docs preview: 3 times, 10 s apart); here a delivery is attempted once, so a
  * drop models every retry failing.
+ *
+ * Also E2B's lifecycle events API, the same service's read side (`GET /events/sandboxes[/{id}]`,
+ * docs "lifecycle-events-api"): every published event with the same id its deliveries carry,
+ * newest first (`orderAsc=true`: oldest first), `limit` 1..100 (default 10) and `offset` ≥ 0
+ * (else 400), visible `eventsVisibleAfterMs` (default 1 s) after it happened — E2B batches events
+ * into ClickHouse at least every second. Fault: `eventsApiFault(status, times)`.
  */
 import { createHash, randomUUID } from "node:crypto";
 import type * as http from "node:http";
