@@ -28,6 +28,6 @@ export const catchUpCursor = internalQuery({
 
 export const handleCaughtUpEvents = internalMutation({
   args: { events: v.array(lifecycleEvent), readThroughAt: v.number() },
-  returns: v.object({ handled: v.number(), duplicates: v.number() }),
+  returns: v.object({ handled: v.number() }),
   handler: (ctx, args) => handleCaughtUp(ctx, args),
 });

@@ -226,31 +226,31 @@ export async function listTaggedSandboxes(
 
 /**
  * Kills every sandbox tagged with this run (for runs whose sandboxId was never learned).
- * "killed" means the list succeeded, was complete, and every match is dead; `found` counts the
- * matches. Bounded so that it fits any action's time budget: one list page and at most
+ * "killed" means the list succeeded, was complete, and every match is dead; `ids` are the
+ * matches (both tags checked here). Bounded so that it fits any action's time budget: one list page and at most
  * TAG_KILLS_PER_ATTEMPT kills, one after another (TAG_KILL_CALLS calls in all). Anything beyond
  * (more matches, another page) is reported as a failure, so the kill stays owed and is retried.
  */
 export async function killSandboxesByTag(
   c: Config,
   runId: string,
-): Promise<{ kill: KillOutcome; found: number; ids: string[] }> {
+): Promise<{ kill: KillOutcome; ids: string[] }> {
   const page = await listTaggedSandboxes(c, { runId });
-  if (!page.ok) return { kill: killFailed(page.failure), found: 0, ids: [] };
+  if (!page.ok) return { kill: killFailed(page.failure), ids: [] };
   const ids = page.items.map((s) => s.sandboxId);
   const outcomes: KillOutcome[] = [];
   for (const id of ids.slice(0, TAG_KILLS_PER_ATTEMPT)) outcomes.push(await killSandboxSafely(c, id));
   const firstFailure = outcomes.find((o) => o.outcome === "failed");
-  if (firstFailure) return { kill: firstFailure, found: ids.length, ids };
+  if (firstFailure) return { kill: firstFailure, ids };
   if (ids.length > TAG_KILLS_PER_ATTEMPT || page.nextToken !== undefined) {
     const more: KillOutcome = {
       outcome: "failed",
       kind: "other",
       message: "more sandboxes may carry this run's tag than one attempt kills; retrying",
     };
-    return { kill: more, found: ids.length, ids };
+    return { kill: more, ids };
   }
-  return { kill: { outcome: ids.length ? "killed" : "gone" }, found: ids.length, ids };
+  return { kill: { outcome: ids.length ? "killed" : "gone" }, ids };
 }
 
 /** Kills a run's sandbox: by id when the run learned it, else every sandbox tagged with the run. */

@@ -185,10 +185,8 @@ export async function settleKill(
     confirmed &&= run.sandboxId === undefined || run.sandboxId === args.sandboxId;
     // A sandbox the run never recorded (its create answer was lost, or storing it failed):
     // the run learns which one it had, and any kill still owed targets it by id.
-    if (run.sandboxId === undefined) {
-      await ctx.db.patch("sandboxRuns", run._id, { sandboxId: args.sandboxId, sandboxExpiresAt: now });
-      await logEvent(ctx, run, { kind: "sandbox_recorded", sandboxId: args.sandboxId });
-    }
+    if (run.sandboxId === undefined)
+      await recordSandboxId(ctx, { runId: run._id, sandboxId: args.sandboxId, sandboxExpiresAt: now });
   } else {
     // A run that learned its id since the claim is retried by id at once.
     confirmed &&= run.sandboxId === undefined && now >= run.createdAt + c.reconcileGraceMs;

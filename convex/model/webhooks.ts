@@ -231,7 +231,7 @@ export async function catchUpCursor(ctx: QueryCtx): Promise<number> {
 export async function handleCaughtUpEvents(
   ctx: MutationCtx,
   args: { events: LifecycleEvent[]; readThroughAt: number },
-): Promise<{ handled: number; duplicates: number }> {
+): Promise<{ handled: number }> {
   let handled = 0;
   for (const e of args.events)
     if ((await handleLifecycleEvent(ctx, e, "catch_up")) !== "duplicate") handled++;
@@ -240,7 +240,7 @@ export async function handleCaughtUpEvents(
     await ctx.db.patch("eventCatchUp", state._id, { readThroughAt: args.readThroughAt });
   else if (!state)
     await ctx.db.insert("eventCatchUp", { requestedAt: Date.now(), readThroughAt: args.readThroughAt });
-  return { handled, duplicates: args.events.length - handled };
+  return { handled };
 }
 
 /**
