@@ -46,17 +46,14 @@ export function classifyE2BError(err: unknown): E2BFailure {
     message: summary(kind, httpStatus),
     refused,
   });
-  if (err instanceof RateLimitError || status === 429) {
-    return { ...f("rate_limited", true, 429), ...(retryAfterMs ? { retryAfterMs } : {}) };
-  }
-  if (err instanceof AuthenticationError || status === 401 || status === 403) {
-    return f("auth", true, status ?? 401);
-  }
+  if (err instanceof RateLimitError) return statusFailure(429, retryAfterMs);
+  if (err instanceof AuthenticationError) return f("auth", true, status ?? 401);
   if (err instanceof NotFoundError || status === 404) return f("not_found", true, 404);
-  // 503 says "nothing was changed", but a proxy in front may say it after the fact: not a refusal.
-  if (err instanceof ServiceBusyError || status === 503) return f("unavailable", false, 503);
+  if (err instanceof ServiceBusyError) return statusFailure(503);
+  if (status !== undefined && [401, 403, 429, 503].includes(status))
+    return statusFailure(status, retryAfterMs);
   if (err instanceof SandboxError && status !== undefined) {
-    if (status >= 400 && status < 500) return logged(err, f("invalid", true));
+    if (status >= 400 && status < 500) return logged(err, statusFailure(status));
     return f("unavailable", false);
   }
   const name = (err as { name?: string } | null)?.name;
@@ -64,6 +61,30 @@ export function classifyE2BError(err: unknown): E2BFailure {
   // undici's "fetch failed": connection refused or reset; the request may have been applied.
   if (err instanceof TypeError) return f("unavailable", false);
   return logged(err, f("other", false));
+}
+
+/**
+ * What an HTTP status from E2B's control plane says, where no SDK error class says more: 401/403
+ * auth, 429 rate limited, other 4xx invalid — all refusals (E2B did nothing); 5xx unavailable,
+ * never a refusal (503 says "nothing was changed", but a proxy in front may say it after the
+ * fact).
+ */
+function statusFailure(status: number, retryAfterMs?: number): E2BFailure {
+  const kind =
+    status === 401 || status === 403
+      ? "auth"
+      : status === 429
+        ? "rate_limited"
+        : status >= 500
+          ? "unavailable"
+          : "invalid";
+  return {
+    kind,
+    status,
+    message: summary(kind, status),
+    refused: status < 500,
+    ...(kind === "rate_limited" && retryAfterMs ? { retryAfterMs } : {}),
+  };
 }
 
 /** Unexpected failures are worth a log line: E2B's own words, masked, never stored. */
@@ -581,12 +602,7 @@ async function apiCall(c: Config, method: string, path: string, body?: unknown):
   } catch (err) {
     return { ok: false, failure: classifyE2BError(err) };
   }
-  if (!res.ok) {
-    const s = res.status;
-    const kind =
-      s === 401 || s === 403 ? "auth" : s === 429 ? "rate_limited" : s >= 500 ? "unavailable" : "invalid";
-    return { ok: false, failure: { kind, status: s, message: summary(kind, s), refused: s < 500 } };
-  }
+  if (!res.ok) return { ok: false, failure: statusFailure(res.status) };
   try {
     return { ok: true, json: text === "" ? null : (JSON.parse(text) as unknown) };
   } catch {

@@ -204,12 +204,17 @@ export async function settlePause(ctx: MutationCtx, r: PauseResult) {
     await owedKill(ctx, run, ["pausing"]);
   } else {
     // No answer, or one that says nothing (a 500 may leave it paused, gone or running): ask again.
-    const attempts = (run.pauseAttempts ?? 0) + 1;
-    await ctx.db.patch("sandboxRuns", run._id, {
-      pauseAttempts: attempts,
-      deadlineAt: Date.now() + killBackoffMs(attempts, r.retryAfterMs),
-    });
+    await askAgainLater(ctx, run, r.retryAfterMs);
   }
+}
+
+/** The lane asks E2B again (pause, or a resume's lookup) after a back-off that grows per attempt. */
+async function askAgainLater(ctx: MutationCtx, run: Run, retryAfterMs?: number) {
+  const attempts = (run.pauseAttempts ?? 0) + 1;
+  await ctx.db.patch("sandboxRuns", run._id, {
+    pauseAttempts: attempts,
+    deadlineAt: Date.now() + killBackoffMs(attempts, retryAfterMs),
+  });
 }
 
 /** E2B has no such sandbox as far as a pause, resume or probe can tell: a kill is owed to confirm it. */
@@ -349,11 +354,7 @@ export async function settleStateCheck(ctx: MutationCtx, r: StateCheck) {
   } else if (r.state === "gone") {
     await owedKill(ctx, run, ["resuming"]);
   } else {
-    const attempts = (run.pauseAttempts ?? 0) + 1;
-    await ctx.db.patch("sandboxRuns", run._id, {
-      pauseAttempts: attempts,
-      deadlineAt: Date.now() + killBackoffMs(attempts),
-    });
+    await askAgainLater(ctx, run);
   }
 }
 
