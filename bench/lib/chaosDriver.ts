@@ -545,11 +545,12 @@ export async function runWorkload(
     }));
     const finals = await strat.finalRuns();
     const { meters, meterMismatches } = meterSandboxes(emu, lifecycle, endAt);
+    const runIndex = new Map([...runIds].map(([i, id]) => [id, i])); // run id → its start
     const pause = pauseReport({
       meters,
       meterMismatches,
       sandboxRun: lives.map((l) => l.runId),
-      runIndex: new Map([...runIds].map(([i, id]) => [id, i])),
+      runIndex,
       plans,
       finals,
       resumeWallMs,
@@ -565,7 +566,7 @@ export async function runWorkload(
       for (const g of m.segments) {
         if (g.state !== "paused" || g.to - g.from <= o.pausedRetentionMs + o.sweepIntervalMs) continue;
         const runId = lives[k]?.runId;
-        const idx = runId !== undefined ? [...runIds].find(([, id]) => id === runId)?.[0] : undefined;
+        const idx = runId !== undefined ? runIndex.get(runId) : undefined;
         const plan = idx !== undefined ? plans[idx] : undefined;
         const at = (ms: number) => `${Math.round((ms - o.t0) / 100) / 10}`;
         const calls = emu.calls
